@@ -157,6 +157,42 @@ impl Buffer {
     }
 }
 
+impl Buffer {
+    /// [`merge_scan`](Self::merge_scan) for a reverse scan: `store` is descending, and so is the
+    /// result.
+    pub fn merge_scan_reverse(
+        &self,
+        store: Vec<KvPair>,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Vec<KvPair> {
+        // As in the forward merge, the widened store read guarantees that buffered puts beyond
+        // the last store key cannot displace store keys that were not read.
+        let mut merged: BTreeMap<Vec<u8>, Value> = store
+            .into_iter()
+            .map(|p| (p.key.into_inner(), p.value))
+            .collect();
+        for (key, entry) in self.range(start, end) {
+            match entry {
+                Entry::Put(v) | Entry::Insert(v) => {
+                    merged.insert(key.clone(), v.clone());
+                }
+                Entry::Del | Entry::CheckNotExists => {
+                    merged.remove(key);
+                }
+                Entry::Lock => {}
+            }
+        }
+        merged
+            .into_iter()
+            .rev()
+            .take(limit)
+            .map(|(k, v)| KvPair::new(k, v))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,19 @@ impl Snapshot {
         }
     }
 
+    /// Up to `limit` pairs in `range`, descending (from the range's end down).
+    pub async fn scan_reverse(
+        &self,
+        range: impl Into<BoundRange>,
+        limit: u32,
+    ) -> Result<Vec<KvPair>> {
+        check_limit(limit)?;
+        match range.into().into_half_open() {
+            Some((start, end)) => self.scan_raw_reverse(start, end, limit as usize).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
     /// Up to `limit` keys in `range`, ascending, without values.
     pub async fn scan_keys(&self, range: impl Into<BoundRange>, limit: u32) -> Result<Vec<Key>> {
         check_limit(limit)?;
@@ -234,6 +247,84 @@ impl Snapshot {
             match step_end {
                 Some(e) if end.as_deref() != Some(e.as_slice()) => cursor = e,
                 _ => break,
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Snapshot {
+    /// Scans `[start, end)` backward, region by region, at most `limit` pairs. Mirrors
+    /// [`scan_raw`](Self::scan_raw) with an exclusive upper bound that moves down: each step asks
+    /// the region holding the greatest keys below it; a full page moves the bound to the last
+    /// (smallest) key read, a short one to the region's start.
+    pub(crate) async fn scan_raw_reverse(
+        &self,
+        start: Vec<u8>,
+        end: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<KvPair>> {
+        let version = self.ts.version();
+        let mut out = Vec::new();
+        let mut region_backoff = self.cluster.config.region_backoff.start();
+        let mut lock_backoff = self.cluster.config.lock_backoff.start();
+        let mut upper = end;
+        while out.len() < limit {
+            let page = (limit - out.len()).min(self.cluster.config.scan_batch_size as usize);
+            let region = self
+                .cluster
+                .cache
+                .locate_before(&start, upper.as_deref())
+                .await?;
+            let lower = region.start_key.clone().max(start.clone());
+            let req = kvrpcpb::ScanRequest {
+                // Reverse scans read downwards from `start_key` (exclusive) to `end_key`.
+                start_key: upper.clone().unwrap_or_default(),
+                end_key: lower.clone(),
+                limit: page as u32,
+                version,
+                reverse: true,
+                ..Default::default()
+            };
+            let resp = match self.cluster.send_once(&region, req).await? {
+                Ok(resp) => resp,
+                Err(failure) => {
+                    self.cluster
+                        .handle_failure(&region, failure, &mut region_backoff)
+                        .await?;
+                    continue;
+                }
+            };
+            region_backoff.reset();
+            let mut locks = Vec::new();
+            if let Some(mut e) = resp.error {
+                match e.locked.take() {
+                    Some(lock) => locks.push(lock),
+                    None => return Err(e.into()),
+                }
+            }
+            for pair in &resp.pairs {
+                if let Some(e) = &pair.error {
+                    match &e.locked {
+                        Some(lock) => locks.push(lock.clone()),
+                        None => return Err(e.clone().into()),
+                    }
+                }
+            }
+            if !locks.is_empty() {
+                resolve_or_wait(&self.cluster, locks, version, &mut lock_backoff).await?;
+                continue;
+            }
+            check_page("KvScan", &resp.pairs, page, &lower, upper.as_deref(), true)?;
+            let full = resp.pairs.len() == page;
+            let last = resp.pairs.last().map(|p| p.key.clone());
+            out.extend(resp.pairs.into_iter().map(|p| KvPair::new(p.key, p.value)));
+            if full {
+                upper = last;
+            } else if region.start_key <= start {
+                break;
+            } else {
+                upper = Some(region.start_key.clone());
             }
         }
         Ok(out)

@@ -184,6 +184,35 @@ impl Transaction {
             .merge_scan(store, &start, end.as_deref(), limit as usize))
     }
 
+    /// Up to `limit` pairs in `range`, descending (from the range's end down), as this
+    /// transaction sees them.
+    pub async fn scan_reverse(
+        &mut self,
+        range: impl Into<BoundRange>,
+        limit: u32,
+    ) -> Result<Vec<KvPair>> {
+        self.check_active()?;
+        if limit > MAX_SCAN_LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "scan limit {limit} exceeds {MAX_SCAN_LIMIT}"
+            )));
+        }
+        let Some((start, end)) = range.into().into_half_open() else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let widened = limit as usize + self.buffer.deletes_in(&start, end.as_deref());
+        let store = self
+            .snapshot
+            .scan_raw_reverse(start.clone(), end.clone(), widened)
+            .await?;
+        Ok(self
+            .buffer
+            .merge_scan_reverse(store, &start, end.as_deref(), limit as usize))
+    }
+
     /// Reads `key` and locks it so no other transaction can change it before this one commits.
     /// Pessimistic: takes the lock now and returns the latest committed value (or this
     /// transaction's own write). Optimistic: reads at the start timestamp and adds a lock

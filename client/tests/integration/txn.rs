@@ -196,6 +196,50 @@ async fn reads_see_the_start_timestamp_and_own_writes() {
 }
 
 #[tokio::test]
+async fn reverse_scans_cross_regions_and_merge_own_writes() {
+    let (_cluster, client) = setup(&["c", "k"]).await;
+    let mut setup_txn = client.begin_optimistic().await.unwrap();
+    let keys = ["a", "b", "c", "d", "e", "j", "k", "l", "m"];
+    for k in keys {
+        setup_txn.put(k, k.to_uppercase()).await.unwrap();
+    }
+    setup_txn.commit().await.unwrap();
+
+    let names = |pairs: Vec<KvPair>| -> Vec<String> {
+        pairs.into_iter().map(|p| p.key.to_string()).collect()
+    };
+    let snap = client.snapshot(client.current_timestamp().await.unwrap());
+    let mut all: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+    all.reverse();
+    // Pages of 3 (the test config) across three regions.
+    assert_eq!(names(snap.scan_reverse(.., 100).await.unwrap()), all);
+    assert_eq!(
+        names(snap.scan_reverse("b".."l", 4).await.unwrap()),
+        vec!["k", "j", "e", "d"]
+    );
+    assert_eq!(
+        names(snap.scan_reverse("b"..="c", 10).await.unwrap()),
+        vec!["c", "b"]
+    );
+    assert!(snap.scan_reverse("x".., 10).await.unwrap().is_empty());
+
+    let mut txn = client.begin_optimistic().await.unwrap();
+    txn.delete("l").await.unwrap();
+    txn.delete("k").await.unwrap();
+    txn.put("kk", "KK").await.unwrap();
+    txn.put("z", "Z").await.unwrap();
+    assert_eq!(
+        names(txn.scan_reverse("b".."y", 3).await.unwrap()),
+        vec!["m", "kk", "j"]
+    );
+    assert_eq!(
+        txn.scan_reverse(.., 2).await.unwrap(),
+        vec![KvPair::new("z", "Z"), KvPair::new("m", "M")]
+    );
+    txn.rollback().await.unwrap();
+}
+
+#[tokio::test]
 async fn write_conflicts_fail_the_later_commit() {
     let (cluster, client) = setup(&["m"]).await;
     let mut t1 = client.begin_optimistic().await.unwrap();

@@ -128,8 +128,14 @@ impl Mvcc {
         limit: usize,
         ts: u64,
         key_only: bool,
+        reverse: bool,
     ) -> Vec<kvrpcpb::KvPair> {
         let keys: BTreeSet<&Vec<u8>> = self.locks.keys().chain(self.writes.keys()).collect();
+        let keys: Vec<&Vec<u8>> = if reverse {
+            keys.into_iter().rev().collect()
+        } else {
+            keys.into_iter().collect()
+        };
         let mut out = Vec::new();
         for key in keys {
             if key.as_slice() < start || end.is_some_and(|e| key.as_slice() >= e) {

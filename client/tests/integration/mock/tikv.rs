@@ -477,14 +477,14 @@ impl Tikv for MockTikv {
         r: Request<kvrpcpb::ScanRequest>,
     ) -> Result<Response<kvrpcpb::ScanResponse>, Status> {
         let r = r.into_inner();
-        if r.reverse {
-            return Err(Status::unimplemented("mock: reverse kv scan"));
-        }
+        // Reverse: start_key is the exclusive upper bound, end_key the inclusive lower one.
+        let (lower, upper) = if r.reverse {
+            (r.end_key.clone(), r.start_key.clone())
+        } else {
+            (r.start_key.clone(), r.end_key.clone())
+        };
         self.handle("KvScan", r.context.as_ref(), &[], |st, region| match clamp(
-            st,
-            region,
-            &r.start_key,
-            &r.end_key,
+            st, region, &lower, &upper,
         ) {
             Ok((lower, upper)) => kvrpcpb::ScanResponse {
                 pairs: st.mvcc.scan(
@@ -493,6 +493,7 @@ impl Tikv for MockTikv {
                     r.limit as usize,
                     r.version,
                     r.key_only,
+                    r.reverse,
                 ),
                 ..Default::default()
             },
