@@ -7,9 +7,9 @@ export CARGO_TERM_COLOR ?= never
 
 CARGO ?= cargo
 
-.PHONY: build release test fmt fmt-check lint doc clean-data \
+.PHONY: build release test fmt fmt-check lint doc clean-data sql \
         project1 project2 project2a project2b project2c project3 project3a project3b project3c \
-        project4 project4a project4b project4c
+        project4 project4a project4b project4c bench-raftstore bench bench-compare
 
 build:
 	$(CARGO) build --workspace --all-targets
@@ -38,6 +38,26 @@ doc:
 project1:
 	$(CARGO) test -p tests --test project1
 
+# One Raft group on raft-rs (raft-core crate): election, replication, durability and restart,
+# snapshot catch-up, over an in-memory network of nodes with real RocksDB engines.
+project2a:
+	$(CARGO) test -p raft-core --test project2a
+
+# The replicated store (tests/tests/project2{b,c}.rs, 5 in-process stores): 2b = the GenericTest
+# rows (clients, lossy network, partitions, crashes) + one_partition; 2c = the same with log GC
+# (snapshots) + one_snapshot.
+project2: project2a project2b project2c
+
+project2b:
+	$(CARGO) test -p tests --test project2b
+
+project2c:
+	$(CARGO) test -p tests --test project2c
+
+# Membership changes (simple and joint) and leader transfer on one Raft group (raft-core crate).
+project3a:
+	$(CARGO) test -p raft-core --test project3a
+
 # Scheduler (scheduler crate): heartbeat rules, TSO/ids, balancing, replica repair over gRPC.
 project3c:
 	$(CARGO) test -p scheduler
@@ -55,3 +75,31 @@ project4b:
 
 project4c:
 	$(CARGO) test -p tests --test project4 -- p4c::
+
+# ---- Benchmarks ---------------------------------------------------------------------------------
+
+# Puts/s, fsyncs/s and proposals per fsync for 1 and 64 regions on 3 in-process stores with
+# synced raft logs (tests/benches/raftstore.rs).
+bench-raftstore:
+	$(CARGO) bench -p tests --bench raftstore
+
+# Micro-benchmarks of the hot paths, with short measurement times (criterion): raft log persist
+# (raft-core), MVCC key/record encoding and the raw gRPC round trip on loopback (kvserver).
+# Release build: the first run compiles RocksDB at -O3 once (~15+ min on 2 cores).
+BENCH_ARGS ?= --warm-up-time 1 --measurement-time 3
+bench:
+	$(CARGO) bench -p raft-core --bench append -- $(BENCH_ARGS)
+	$(CARGO) bench -p kvserver --bench mvcc -- $(BENCH_ARGS)
+	$(CARGO) bench -p kvserver --bench grpc_raw -- $(BENCH_ARGS)
+
+# TinyKV vs etcd side by side (docs/BENCHMARKS.md): installs etcd if missing, starts fresh
+# clusters on loopback per workload, prints the table, writes JSON/Markdown/SVG into results/.
+# BENCH_SYSTEMS=etcd runs only the etcd half; ARGS="..." passes flags to `tinykv-bench compare`.
+bench-compare:
+	bash scripts/bench-compare.sh $(ARGS)
+
+# SQL layer (sql crate, docs/SQL.md): GlueSQL's conformance suite (219 tests), multi-session
+# concurrency scripts (sql/tests/slt) and races, storage properties. In-memory backend by default;
+# TINYKV_SQL_TEST_PD=host:port runs the same suites against a running cluster.
+sql:
+	$(CARGO) test -p tinykv-sql

@@ -9,12 +9,14 @@
 //!
 //! Keys in [`Modify`] and in snapshots are user keys; the engine's data prefix is added below.
 
+mod raft;
 mod standalone;
 
 use std::future::Future;
 
 use proto::kvrpcpb::Context;
 pub use raft_core::engine::{RegionIterator, RegionSnapshot};
+pub use raft::{header_from_context, RaftStorage, DEFAULT_COMMAND_TIMEOUT};
 pub use standalone::StandaloneStorage;
 
 use crate::errors::Result;

@@ -1,0 +1,188 @@
+//! Runs commands against a `Storage`: latches, snapshot, MVCC work off the async threads, one
+//! atomic write.
+
+use proto::kvrpcpb::Context;
+use proto::metapb::Region;
+use raft_core::engine::CF_LOCK;
+
+use crate::errors::{Error, Result};
+use crate::latches::{LatchGuard, Latches};
+use crate::mvcc::key::split_ts;
+use crate::mvcc::{Key, MvccReader, MvccTxn};
+use crate::storage::{Modify, Storage};
+
+/// Runs closures doing MVCC work on a blocking thread: snapshot reads may hit the disk, and a
+/// long scan must not stall the async executor that serves every other RPC.
+async fn run_blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(res) => res,
+        // A panic is a broken invariant: keep it a panic instead of a vague error.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::Other(format!("transaction worker went away: {e}"))),
+    }
+}
+
+/// `KeyNotInRegion` unless `key` lies in `region` (compared in encoded key space).
+pub fn check_key_in_region(key: &Key, region: &Region) -> Result<()> {
+    if raft_core::keys::key_in_region(key.as_encoded(), region) {
+        return Ok(());
+    }
+    Err(raft_core::Error::KeyNotInRegion {
+        key: key.to_raw()?,
+        region: Box::new(region.clone()),
+    }
+    .into())
+}
+
+/// The first key of `modifies` whose user key `guard` does not cover, if any. Commands latch
+/// encoded user keys; `default` / `write` CF keys are those plus a timestamp.
+pub fn unlatched_key<'m>(guard: &LatchGuard, modifies: &'m [Modify]) -> Option<&'m [u8]> {
+    modifies.iter().find_map(|m| {
+        let Some(key) = m.key() else {
+            // Transactions never delete ranges; treat one as unlatched.
+            return Some(&[][..]);
+        };
+        let user_key = if m.cf() == CF_LOCK {
+            key
+        } else {
+            match split_ts(key) {
+                Ok((user, _)) => user,
+                Err(_) => return Some(key),
+            }
+        };
+        (!guard.covers(user_key)).then_some(key)
+    })
+}
+
+/// Runs transactional commands over one storage and latch table.
+pub struct Executor<'a, S: Storage> {
+    storage: &'a S,
+    latches: &'a Latches,
+}
+
+impl<'a, S: Storage> Executor<'a, S> {
+    /// An executor over `storage`, serializing commands with `latches`.
+    pub fn new(storage: &'a S, latches: &'a Latches) -> Executor<'a, S> {
+        Executor { storage, latches }
+    }
+
+    /// Runs read-only `f` on a fresh snapshot. No latches: snapshots are consistent on their own.
+    pub async fn read<T, F>(&self, ctx: &Context, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut MvccReader) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let snap = self.storage.snapshot(ctx).await?;
+        run_blocking(move || f(&mut MvccReader::new(snap))).await
+    }
+
+    /// Runs write command `f` for transaction `start_ts` on `keys`:
+    ///
+    /// 1. latch every key (so no other command on them interleaves between our read and write),
+    /// 2. take a snapshot **after** the latches, so it sees every earlier command's write,
+    /// 3. check the keys belong to the snapshot's region,
+    /// 4. run `f`, which reads through the reader and buffers mutations in the txn,
+    /// 5. check every mutated key was latched (a command writing an unlatched key is a bug that
+    ///    would break isolation; it panics),
+    /// 6. write the whole buffer atomically (nothing if `f` failed), then release the latches.
+    pub async fn write<T, F>(&self, ctx: &Context, start_ts: u64, keys: Vec<Key>, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut MvccReader, &mut MvccTxn) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let guard = self.latches.acquire(&keys).await;
+        let snap = self.storage.snapshot(ctx).await?;
+        for key in &keys {
+            check_key_in_region(key, snap.region())?;
+        }
+        let (out, modifies) = run_blocking(move || {
+            let mut reader = MvccReader::new(snap);
+            let mut txn = MvccTxn::new(start_ts);
+            let out = f(&mut reader, &mut txn)?;
+            Ok((out, txn.into_modifies()))
+        })
+        .await?;
+        if let Some(key) = unlatched_key(&guard, &modifies) {
+            panic!(
+                "transactional command of txn {start_ts} wrote key {:?} it did not latch",
+                key.escape_ascii().to_string()
+            );
+        }
+        if !modifies.is_empty() {
+            self.storage.write(ctx, modifies).await?;
+        }
+        drop(guard);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft_core::engine::{CF_DEFAULT, CF_WRITE};
+
+    #[tokio::test]
+    async fn latch_check_catches_unlatched_writes() {
+        let latches = Latches::new(1 << 16);
+        let a = Key::from_raw(b"a");
+        let guard = latches.acquire(std::slice::from_ref(&a)).await;
+        let ok = vec![
+            Modify::Delete {
+                cf: CF_LOCK,
+                key: a.as_encoded().to_vec(),
+            },
+            Modify::Put {
+                cf: CF_WRITE,
+                key: a.append_ts(5),
+                value: vec![],
+            },
+            Modify::Delete {
+                cf: CF_DEFAULT,
+                key: a.append_ts(3),
+            },
+        ];
+        assert_eq!(unlatched_key(&guard, &ok), None);
+
+        // Find a key whose slot differs from a's (with 65536 slots, almost any will do).
+        let other = (0..100u32)
+            .map(|i| Key::from_raw(format!("b{i}").as_bytes()))
+            .find(|k| !guard.covers(k.as_encoded()))
+            .expect("a key in another slot");
+        let mut bad = ok.clone();
+        bad.push(Modify::Put {
+            cf: CF_WRITE,
+            key: other.append_ts(7),
+            value: vec![],
+        });
+        assert_eq!(unlatched_key(&guard, &bad), Some(&other.append_ts(7)[..]));
+        let range = vec![Modify::DeleteRange {
+            cf: CF_DEFAULT,
+            start_key: vec![],
+            end_key: vec![],
+        }];
+        assert!(unlatched_key(&guard, &range).is_some());
+    }
+
+    #[test]
+    fn region_check_uses_encoded_keys() {
+        let region = Region {
+            id: 2,
+            start_key: Key::from_raw(b"b").into_encoded(),
+            end_key: Key::from_raw(b"d").into_encoded(),
+            ..Default::default()
+        };
+        assert!(check_key_in_region(&Key::from_raw(b"b"), &region).is_ok());
+        assert!(check_key_in_region(&Key::from_raw(b"c\xff\xff"), &region).is_ok());
+        let err = check_key_in_region(&Key::from_raw(b"d"), &region).unwrap_err();
+        let re = err.region_error().expect("region error");
+        assert_eq!(
+            re.key_not_in_region.unwrap().key,
+            b"d",
+            "the client sees its raw key"
+        );
+    }
+}
