@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn raft_log_keys_sort_by_region_then_index() {
-        let mut keys = vec![
+        let mut keys = [
             raft_log_key(2, 1),
             raft_log_key(1, 300),
             raft_log_key(1, 2),

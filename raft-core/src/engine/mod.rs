@@ -109,7 +109,14 @@ pub trait Iterable {
 
     /// Calls `f` on every entry of `cf` in `[start, end)` in key order until it returns
     /// `Ok(false)` or an error.
-    fn scan_cf<F>(&self, cf: &str, start: &[u8], end: &[u8], fill_cache: bool, mut f: F) -> Result<()>
+    fn scan_cf<F>(
+        &self,
+        cf: &str,
+        start: &[u8],
+        end: &[u8],
+        fill_cache: bool,
+        mut f: F,
+    ) -> Result<()>
     where
         F: FnMut(&[u8], &[u8]) -> Result<bool>,
     {

@@ -132,7 +132,8 @@ mod tests {
             wb.put_cf(CF_DEFAULT, &keys::data_key(k), k).unwrap();
         }
         // A local key sorts before every data key and must never show up.
-        wb.put_cf(CF_DEFAULT, &keys::apply_state_key(1), b"meta").unwrap();
+        wb.put_cf(CF_DEFAULT, &keys::apply_state_key(1), b"meta")
+            .unwrap();
         e.write(&mut wb, false).unwrap();
 
         let region = Region {

@@ -24,7 +24,9 @@ pub struct RocksEngine {
 
 impl std::fmt::Debug for RocksEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RocksEngine").field("path", &self.path).finish()
+        f.debug_struct("RocksEngine")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -92,7 +94,11 @@ impl RocksEngine {
         Self::open_with(path, db_options(cfg), cfs.collect())
     }
 
-    fn open_with(path: &Path, opts: Options, cfs: Vec<ColumnFamilyDescriptor>) -> Result<RocksEngine> {
+    fn open_with(
+        path: &Path,
+        opts: Options,
+        cfs: Vec<ColumnFamilyDescriptor>,
+    ) -> Result<RocksEngine> {
         std::fs::create_dir_all(path)?;
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         Ok(RocksEngine {
@@ -124,7 +130,8 @@ impl RocksEngine {
 }
 
 fn cf_handle<'a>(db: &'a DB, cf: &str) -> Result<&'a ColumnFamily> {
-    db.cf_handle(cf).ok_or_else(|| Error::UnknownCf(cf.to_owned()))
+    db.cf_handle(cf)
+        .ok_or_else(|| Error::UnknownCf(cf.to_owned()))
 }
 
 fn read_options(opts: &IterOptions) -> ReadOptions {
@@ -264,7 +271,10 @@ impl Iterable for RocksSnapshot {
 
     fn iterator_cf(&self, cf: &str, opts: IterOptions) -> Result<RocksIterator> {
         let handle = cf_handle(self.db(), cf)?;
-        let it = self.inner.snap.raw_iterator_cf_opt(handle, read_options(&opts));
+        let it = self
+            .inner
+            .snap
+            .raw_iterator_cf_opt(handle, read_options(&opts));
         // SAFETY: the iterator borrows the snapshot (and through it the DB); both are owned by
         // `SnapshotInner`, which the returned iterator keeps alive and drops after the iterator
         // (field order in `RocksIterator`).

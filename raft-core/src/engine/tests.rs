@@ -38,7 +38,10 @@ fn check_point_reads_and_cfs_are_independent<E: KvEngine>(e: &E) {
         Err(crate::Error::UnknownCf(_))
     ));
     let mut wb = e.write_batch();
-    assert!(matches!(wb.put_cf("nope", b"k", b"v"), Err(crate::Error::UnknownCf(_))));
+    assert!(matches!(
+        wb.put_cf("nope", b"k", b"v"),
+        Err(crate::Error::UnknownCf(_))
+    ));
 }
 
 fn check_batch_is_atomic_and_ordered<E: KvEngine>(e: &E) {
@@ -66,7 +69,10 @@ fn check_snapshot_is_point_in_time<E: KvEngine>(e: &E) {
     wb.delete_cf(CF_DEFAULT, b"s2").unwrap();
     e.write(&mut wb, false).unwrap();
 
-    assert_eq!(snap.get_value_cf(CF_DEFAULT, b"s1").unwrap().unwrap(), b"old");
+    assert_eq!(
+        snap.get_value_cf(CF_DEFAULT, b"s1").unwrap().unwrap(),
+        b"old"
+    );
     assert_eq!(snap.get_value_cf(CF_DEFAULT, b"s2").unwrap().unwrap(), b"x");
     assert_eq!(snap.get_value_cf(CF_DEFAULT, b"s3").unwrap(), None);
     let keys: Vec<_> = collect(&snap, CF_DEFAULT, b"s", b"t")
@@ -77,7 +83,10 @@ fn check_snapshot_is_point_in_time<E: KvEngine>(e: &E) {
     // A clone shares the same view, also from another thread.
     let clone = snap.clone();
     std::thread::spawn(move || {
-        assert_eq!(clone.get_value_cf(CF_DEFAULT, b"s1").unwrap().unwrap(), b"old");
+        assert_eq!(
+            clone.get_value_cf(CF_DEFAULT, b"s1").unwrap().unwrap(),
+            b"old"
+        );
     })
     .join()
     .unwrap();
@@ -88,7 +97,13 @@ fn check_iterator_bounds_and_directions<E: KvEngine>(e: &E) {
     put(
         e,
         CF_LOCK,
-        &[(b"i1", b"1"), (b"i2", b"2"), (b"i3", b"3"), (b"i4", b"4"), (b"j", b"5")],
+        &[
+            (b"i1", b"1"),
+            (b"i2", b"2"),
+            (b"i3", b"3"),
+            (b"i4", b"4"),
+            (b"j", b"5"),
+        ],
     );
     let mut it = e
         .iterator_cf(CF_LOCK, IterOptions::new(b"i2".to_vec(), b"i4".to_vec()))
@@ -127,7 +142,10 @@ fn check_delete_range<E: KvEngine>(e: &E) {
     let mut wb = e.write_batch();
     wb.delete_range_cf(CF_WRITE, b"r1", b"r3").unwrap();
     e.write(&mut wb, false).unwrap();
-    let left: Vec<_> = collect(e, CF_WRITE, b"r", b"s").into_iter().map(|(k, _)| k).collect();
+    let left: Vec<_> = collect(e, CF_WRITE, b"r", b"s")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     assert_eq!(left, vec![b"r3".to_vec()]);
     assert_eq!(collect(&before, CF_WRITE, b"r", b"s").len(), 3);
 }
@@ -145,8 +163,9 @@ fn check_messages_round_trip<E: KvEngine>(e: &E) {
     let back: proto::raft_serverpb::RaftApplyState =
         e.get_msg_cf(CF_DEFAULT, &key).unwrap().unwrap();
     assert_eq!(back, state);
-    let missing: Option<proto::raft_serverpb::RaftApplyState> =
-        e.get_msg_cf(CF_DEFAULT, &crate::keys::apply_state_key(8)).unwrap();
+    let missing: Option<proto::raft_serverpb::RaftApplyState> = e
+        .get_msg_cf(CF_DEFAULT, &crate::keys::apply_state_key(8))
+        .unwrap();
     assert!(missing.is_none());
 }
 
@@ -155,7 +174,8 @@ fn check_approximate_size_grows<E: KvEngine>(e: &E) {
     let value = vec![7u8; 1024];
     let mut wb = e.write_batch();
     for i in 0..1000u32 {
-        wb.put_cf(CF_DEFAULT, format!("a{i:06}").as_bytes(), &value).unwrap();
+        wb.put_cf(CF_DEFAULT, format!("a{i:06}").as_bytes(), &value)
+            .unwrap();
     }
     e.write(&mut wb, false).unwrap();
     let full = e.approximate_size_cf(CF_DEFAULT, b"a", b"b").unwrap();
@@ -185,7 +205,10 @@ fn rocks_data_survives_reopen() {
         e.write(&mut wb, true).unwrap();
     }
     let e = open_kv(&dir);
-    assert_eq!(e.get_value_cf(CF_DEFAULT, b"persist").unwrap().unwrap(), b"yes");
+    assert_eq!(
+        e.get_value_cf(CF_DEFAULT, b"persist").unwrap().unwrap(),
+        b"yes"
+    );
 }
 
 #[test]
