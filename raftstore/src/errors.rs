@@ -97,7 +97,9 @@ impl From<raft_core::Error> for Error {
                 region_id,
                 leader: None,
             },
-            raft_core::Error::KeyNotInRegion { key, region } => Error::KeyNotInRegion { key, region },
+            raft_core::Error::KeyNotInRegion { key, region } => {
+                Error::KeyNotInRegion { key, region }
+            }
             other => Error::Core(other),
         }
     }

@@ -41,7 +41,10 @@ pub trait PdClient: Send + Sync + 'static {
     fn get_region(&self, key: &[u8]) -> Result<Region>;
 
     /// The region with id `region_id`, with its leader, if the scheduler knows it.
-    fn get_region_by_id(&self, region_id: u64) -> Result<Option<(Region, Option<proto::metapb::Peer>)>>;
+    fn get_region_by_id(
+        &self,
+        region_id: u64,
+    ) -> Result<Option<(Region, Option<proto::metapb::Peer>)>>;
 
     /// Sends one region heartbeat (leader, peers, pending/down peers, approximate size/keys).
     /// Responses arrive asynchronously through the handler set with

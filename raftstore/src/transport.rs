@@ -1,7 +1,10 @@
 //! The seam between the store runtime and the network.
 //!
 //! Poller threads hand outgoing [`RaftMessage`]s to a [`Transport`] and call
-//! [`Transport::flush`] once per poll round, after the round's raft writes are durable. The
+//! [`Transport::flush`] up to twice per poll round: once before the round's fsync, for the
+//! messages a leader may send before its own log is durable (appends, heartbeats — so followers
+//! persist in parallel), and once after it, for the messages that acknowledge durable state
+//! (votes, append responses). The
 //! production transport ([`crate::network::GrpcTransport`]) batches messages per destination store onto
 //! `tikvpb.Tikv/BatchRaft` streams and streams snapshot files over `tikvpb.Tikv/Snapshot`; the test
 //! harness plugs in an in-process transport with fault-injection filters.

@@ -15,8 +15,8 @@ mod standalone;
 use std::future::Future;
 
 use proto::kvrpcpb::Context;
-pub use raft_core::engine::{RegionIterator, RegionSnapshot};
 pub use raft::{header_from_context, RaftStorage, DEFAULT_COMMAND_TIMEOUT};
+pub use raft_core::engine::{RegionIterator, RegionSnapshot};
 pub use standalone::StandaloneStorage;
 
 use crate::errors::Result;

@@ -1,0 +1,395 @@
+//! Raft-backed storage: the [`Storage`] trait over a store's raftstore [`Router`].
+//!
+//! Each call becomes one `RaftCmdRequest` for the region the client named in its `Context`
+//! (region id, epoch, peer, term): writes are proposed through the region's Raft group and
+//! acknowledged once applied; snapshots are `Snap` reads served by read index on the leader,
+//! bounded by the region. Region errors in the response header come back as
+//! [`Error::Region`], so they reach the client's `region_error` and it refreshes its routing.
+
+use std::time::Duration;
+
+use proto::errorpb;
+use proto::kvrpcpb::Context;
+use proto::raft_cmdpb::{
+    CmdType, DeleteRangeRequest, DeleteRequest, PutRequest, RaftCmdRequest, RaftRequestHeader,
+    Request, SnapRequest,
+};
+use raftstore::{CmdResponse, Router};
+
+use super::{Modify, RegionSnapshot, Storage};
+use crate::errors::{Error, Result};
+
+/// How long a command may wait for its answer before the client is told to retry.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Storage whose data lives in this store's Raft groups.
+#[derive(Clone)]
+pub struct RaftStorage {
+    router: Router,
+    timeout: Duration,
+}
+
+impl RaftStorage {
+    /// Storage over `router`, with [`DEFAULT_COMMAND_TIMEOUT`].
+    pub fn new(router: Router) -> RaftStorage {
+        RaftStorage {
+            router,
+            timeout: DEFAULT_COMMAND_TIMEOUT,
+        }
+    }
+
+    /// Sets how long a command may wait for its answer.
+    pub fn with_timeout(mut self, timeout: Duration) -> RaftStorage {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The router commands go through.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    async fn execute(&self, ctx: &Context, requests: Vec<Request>) -> Result<CmdResponse> {
+        let req = RaftCmdRequest {
+            header: Some(header_from_context(ctx)),
+            requests,
+            ..Default::default()
+        };
+        let resp = match tokio::time::timeout(self.timeout, self.router.execute(req)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return Err(store_error(e)),
+            // The command may still be applied; the client retries (writes are idempotent at
+            // this layer: the same mutations, or MVCC checks in the transactional layer).
+            Err(_) => {
+                return Err(Error::Region(Box::new(errorpb::Error {
+                    message: format!("request timed out after {:?}", self.timeout),
+                    server_is_busy: Some(errorpb::ServerIsBusy {
+                        reason: "raft command timed out".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })))
+            }
+        };
+        if let Some(e) = resp.error() {
+            return Err(Error::Region(Box::new(e.clone())));
+        }
+        Ok(resp)
+    }
+}
+
+/// The raftstore header for a request routed with `ctx`.
+pub fn header_from_context(ctx: &Context) -> RaftRequestHeader {
+    RaftRequestHeader {
+        region_id: ctx.region_id,
+        peer: ctx.peer,
+        region_epoch: ctx.region_epoch,
+        term: ctx.term,
+        ..Default::default()
+    }
+}
+
+/// A failure of the store itself (shutting down, overloaded): the client retries elsewhere.
+fn store_error(e: raftstore::Error) -> Error {
+    Error::Region(Box::new(e.into()))
+}
+
+fn to_request(m: Modify) -> Request {
+    match m {
+        Modify::Put { cf, key, value } => Request {
+            cmd_type: CmdType::Put as i32,
+            put: Some(PutRequest {
+                cf: cf.to_string(),
+                key,
+                value,
+            }),
+            ..Default::default()
+        },
+        Modify::Delete { cf, key } => Request {
+            cmd_type: CmdType::Delete as i32,
+            delete: Some(DeleteRequest {
+                cf: cf.to_string(),
+                key,
+            }),
+            ..Default::default()
+        },
+        Modify::DeleteRange {
+            cf,
+            start_key,
+            end_key,
+        } => Request {
+            cmd_type: CmdType::DeleteRange as i32,
+            delete_range: Some(DeleteRangeRequest {
+                cf: cf.to_string(),
+                start_key,
+                end_key,
+                notify_only: false,
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+impl Storage for RaftStorage {
+    async fn write(&self, ctx: &Context, batch: Vec<Modify>) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.execute(ctx, batch.into_iter().map(to_request).collect())
+            .await
+            .map(|_| ())
+    }
+
+    async fn snapshot(&self, ctx: &Context) -> Result<RegionSnapshot> {
+        let snap = Request {
+            cmd_type: CmdType::Snap as i32,
+            snap: Some(SnapRequest {}),
+            ..Default::default()
+        };
+        let resp = self.execute(ctx, vec![snap]).await?;
+        resp.snapshot
+            .ok_or_else(|| Error::Other("snap request answered without a snapshot".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::metapb::{Peer, RegionEpoch};
+
+    use super::*;
+
+    #[test]
+    fn header_and_requests_carry_the_context_and_mutations() {
+        let ctx = Context {
+            region_id: 4,
+            region_epoch: Some(RegionEpoch {
+                conf_ver: 2,
+                version: 3,
+            }),
+            peer: Some(Peer {
+                id: 5,
+                store_id: 6,
+                ..Default::default()
+            }),
+            term: 7,
+            ..Default::default()
+        };
+        let h = header_from_context(&ctx);
+        assert_eq!((h.region_id, h.term), (4, 7));
+        assert_eq!(h.peer.unwrap().store_id, 6);
+        assert_eq!(h.region_epoch.unwrap().version, 3);
+
+        let r = to_request(Modify::Put {
+            cf: "lock",
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+        });
+        assert_eq!(r.cmd_type(), CmdType::Put);
+        assert_eq!(r.put.unwrap().cf, "lock");
+        let r = to_request(Modify::DeleteRange {
+            cf: "default",
+            start_key: b"a".to_vec(),
+            end_key: vec![],
+        });
+        assert_eq!(r.cmd_type(), CmdType::DeleteRange);
+        assert!(r.delete_range.unwrap().end_key.is_empty());
+    }
+
+    #[test]
+    fn store_failures_become_retryable_region_errors() {
+        let e = store_error(raftstore::Error::Shutdown);
+        let re = e.region_error().expect("region error");
+        assert!(re.message.contains("shutting down"));
+        let e = store_error(raftstore::Error::ServerIsBusy("full".into()));
+        assert!(e.region_error().unwrap().server_is_busy.is_some());
+    }
+
+    /// A one-store cluster the scheduler bootstraps: enough to drive `RaftStorage` end to end.
+    mod single_store {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+
+        use proto::metapb::{Region, Store};
+        use proto::pdpb::{RegionHeartbeatRequest, SplitId, StoreStats};
+        use raft_core::config::EngineConfig;
+        use raft_core::engine::Engines;
+        use raft_core::snap::SnapManager;
+        use raftstore::pd_client::{HeartbeatResponseHandler, PdClient};
+        use raftstore::transport::Transport;
+        use raftstore::{Node, RaftstoreConfig};
+
+        use super::*;
+
+        #[derive(Default)]
+        struct OneStorePd {
+            next_id: AtomicU64,
+            bootstrapped: AtomicBool,
+        }
+
+        impl PdClient for OneStorePd {
+            fn cluster_id(&self) -> u64 {
+                1
+            }
+            fn is_cluster_bootstrapped(&self) -> raftstore::Result<bool> {
+                Ok(self.bootstrapped.load(Ordering::SeqCst))
+            }
+            fn bootstrap_cluster(&self, _: Store, _: Region) -> raftstore::Result<()> {
+                self.bootstrapped.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+            fn alloc_id(&self) -> raftstore::Result<u64> {
+                Ok(self.next_id.fetch_add(1, Ordering::SeqCst) + 1)
+            }
+            fn put_store(&self, _: Store) -> raftstore::Result<()> {
+                Ok(())
+            }
+            fn get_store(&self, _: u64) -> raftstore::Result<Store> {
+                Err(raftstore::Error::Pd("unused".into()))
+            }
+            fn get_region(&self, _: &[u8]) -> raftstore::Result<Region> {
+                Err(raftstore::Error::Pd("unused".into()))
+            }
+            fn get_region_by_id(
+                &self,
+                _: u64,
+            ) -> raftstore::Result<Option<(Region, Option<Peer>)>> {
+                Ok(None)
+            }
+            fn region_heartbeat(&self, _: RegionHeartbeatRequest) -> raftstore::Result<()> {
+                Ok(())
+            }
+            fn set_heartbeat_response_handler(&self, _: HeartbeatResponseHandler) {}
+            fn store_heartbeat(&self, _: StoreStats) -> raftstore::Result<()> {
+                Ok(())
+            }
+            fn ask_batch_split(&self, _: Region, _: usize) -> raftstore::Result<Vec<SplitId>> {
+                Err(raftstore::Error::Pd("unused".into()))
+            }
+            fn report_batch_split(&self, _: Vec<Region>) -> raftstore::Result<()> {
+                Ok(())
+            }
+        }
+
+        #[derive(Clone)]
+        struct NoNetwork;
+
+        impl Transport for NoNetwork {
+            fn send(&mut self, _: proto::raft_serverpb::RaftMessage) -> raftstore::Result<()> {
+                Ok(())
+            }
+            fn flush(&mut self) {}
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn writes_and_snapshots_go_through_raft_and_errors_reach_region_error() {
+            let dir = tempfile::tempdir().unwrap();
+            let engines = Engines::open(dir.path(), &EngineConfig::new_test_config()).unwrap();
+            let snap_mgr = SnapManager::new(dir.path().join("snap")).unwrap();
+            let cfg = RaftstoreConfig::new_test_config();
+            let (router, system) = raftstore::create_system(&cfg);
+            let pd = Arc::new(OneStorePd::default());
+            let node = Node::start(
+                system,
+                router.clone(),
+                cfg,
+                Store::default(),
+                engines,
+                snap_mgr,
+                NoNetwork,
+                pd,
+            )
+            .unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            let region = loop {
+                if let Some(r) = node.status().regions.first().filter(|r| r.is_leader) {
+                    break r.region.clone();
+                }
+                assert!(std::time::Instant::now() < deadline, "no leader");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            };
+            let ctx = Context {
+                region_id: region.id,
+                region_epoch: region.region_epoch,
+                peer: Some(region.peers[0]),
+                ..Default::default()
+            };
+            let storage = RaftStorage::new(router);
+            storage
+                .write(
+                    &ctx,
+                    vec![
+                        Modify::Put {
+                            cf: "default",
+                            key: b"a".to_vec(),
+                            value: b"1".to_vec(),
+                        },
+                        Modify::Put {
+                            cf: "lock",
+                            key: b"b".to_vec(),
+                            value: b"2".to_vec(),
+                        },
+                    ],
+                )
+                .await
+                .unwrap();
+            let snap = storage.snapshot(&ctx).await.unwrap();
+            assert_eq!(snap.get_value_cf("default", b"a").unwrap().unwrap(), b"1");
+            assert_eq!(snap.get_value_cf("lock", b"b").unwrap().unwrap(), b"2");
+            storage
+                .write(
+                    &ctx,
+                    vec![Modify::DeleteRange {
+                        cf: "default",
+                        start_key: vec![],
+                        end_key: vec![],
+                    }],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                storage
+                    .snapshot(&ctx)
+                    .await
+                    .unwrap()
+                    .get_value_cf("default", b"a")
+                    .unwrap(),
+                None
+            );
+
+            let wrong_region = Context {
+                region_id: 999,
+                ..ctx.clone()
+            };
+            let e = storage.snapshot(&wrong_region).await.unwrap_err();
+            assert_eq!(
+                e.region_error()
+                    .unwrap()
+                    .region_not_found
+                    .unwrap()
+                    .region_id,
+                999
+            );
+            let stale = Context {
+                region_epoch: Some(proto::metapb::RegionEpoch {
+                    conf_ver: 1,
+                    version: 0,
+                }),
+                ..ctx.clone()
+            };
+            let e = storage
+                .write(
+                    &stale,
+                    vec![Modify::Delete {
+                        cf: "default",
+                        key: b"a".to_vec(),
+                    }],
+                )
+                .await
+                .unwrap_err();
+            assert!(e.region_error().unwrap().epoch_not_match.is_some());
+            tokio::task::spawn_blocking(move || node.stop())
+                .await
+                .unwrap();
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Configuration of the store runtime: thread pools, batching, ticks, log GC and region sizes.
+//!
+//! Intervals are durations in TOML (`"10s"`, `"50ms"`). Every interval is rounded to a whole
+//! number of base ticks (`raft.base-tick-interval-ms`), because one timer drives all ticks.
+
+use std::time::Duration;
+
+use raft_core::config::{EngineConfig, RaftConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::errors::{Error, Result};
+
+/// Tunables of one store's raft runtime.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RaftstoreConfig {
+    /// Raft-rs settings shared by every group of the store (base tick, election and heartbeat
+    /// ticks, flow control, entry cache).
+    pub raft: RaftConfig,
+    /// RocksDB settings for callers that open this store's engines from this config (the test
+    /// harness); the server binary uses its own `[rocksdb]` section.
+    pub engine: EngineConfig,
+
+    /// Poller threads running peer FSMs (message handling and the group-committed Ready round).
+    pub store_pool_size: usize,
+    /// Apply threads (committed entries → kv engine, one batch per round).
+    pub apply_pool_size: usize,
+    /// FSMs one poller handles in one round (one fsync covers all of them).
+    pub max_batch_size: usize,
+    /// Messages one FSM handles per round before others get a turn.
+    pub messages_per_tick: usize,
+    /// Messages a peer's mailbox holds before droppable messages (raft messages, ticks) are
+    /// dropped and new commands are refused with `ServerIsBusy`.
+    pub notify_capacity: usize,
+    /// Bytes of kv writes an apply round buffers before writing them out mid-round.
+    pub apply_batch_bytes: u64,
+
+    /// Largest encoded command a client may propose, in bytes (`RaftEntryTooLarge` above it).
+    pub raft_entry_max_size: u64,
+    /// Bytes of write commands merged into one Raft entry in one round (never above
+    /// `raft_entry_max_size`).
+    pub max_merged_entry_size: u64,
+
+    /// How often the leader considers compacting its log.
+    #[serde(with = "humantime_serde")]
+    pub raft_log_gc_tick_interval: Duration,
+    /// Compact when `applied - truncated` exceeds this many entries, even if a follower lags
+    /// (it will get a snapshot).
+    pub raft_log_gc_count_limit: u64,
+    /// Compact when the entries since the last compaction exceed this many bytes.
+    pub raft_log_gc_size_limit: u64,
+    /// Below the limits, compact up to the slowest follower only once it is this many entries
+    /// past the truncated index (avoids a compaction per tick).
+    pub raft_log_gc_threshold: u64,
+
+    /// How often a leader sends its region's heartbeat to the scheduler.
+    #[serde(with = "humantime_serde")]
+    pub pd_heartbeat_tick_interval: Duration,
+    /// How often the store sends its own heartbeat (statistics) to the scheduler.
+    #[serde(with = "humantime_serde")]
+    pub pd_store_heartbeat_tick_interval: Duration,
+    /// How often a leader checks whether its region should split.
+    #[serde(with = "humantime_serde")]
+    pub split_region_check_tick_interval: Duration,
+    /// How often stale snapshot files are deleted.
+    #[serde(with = "humantime_serde")]
+    pub snap_gc_interval: Duration,
+
+    /// A region larger than this many bytes is split.
+    pub region_max_size: u64,
+    /// Target size in bytes of the left part when a region is split.
+    pub region_split_size: u64,
+}
+
+impl Default for RaftstoreConfig {
+    fn default() -> Self {
+        RaftstoreConfig {
+            raft: RaftConfig {
+                base_tick_interval_ms: 1000,
+                ..RaftConfig::default()
+            },
+            engine: EngineConfig::default(),
+            store_pool_size: 2,
+            apply_pool_size: 2,
+            max_batch_size: 256,
+            messages_per_tick: 4096,
+            notify_capacity: 40960,
+            apply_batch_bytes: 4 << 20,
+            raft_entry_max_size: 8 << 20,
+            max_merged_entry_size: 1 << 20,
+            raft_log_gc_tick_interval: Duration::from_secs(10),
+            raft_log_gc_count_limit: 72_000,
+            raft_log_gc_size_limit: 72 << 20,
+            raft_log_gc_threshold: 50,
+            pd_heartbeat_tick_interval: Duration::from_secs(10),
+            pd_store_heartbeat_tick_interval: Duration::from_secs(10),
+            split_region_check_tick_interval: Duration::from_secs(10),
+            snap_gc_interval: Duration::from_secs(60),
+            region_max_size: 144 << 20,
+            region_split_size: 96 << 20,
+        }
+    }
+}
+
+impl RaftstoreConfig {
+    /// The settings the cluster suites run with (TinyKV's `NewTestConfig`): 50 ms ticks,
+    /// elections after 10 ticks, frequent heartbeats and GC checks, big regions, small caches.
+    pub fn new_test_config() -> Self {
+        RaftstoreConfig {
+            raft: RaftConfig {
+                base_tick_interval_ms: 50,
+                heartbeat_tick: 2,
+                election_tick: 10,
+                ..RaftConfig::new_test_config()
+            },
+            engine: EngineConfig::new_test_config(),
+            store_pool_size: 1,
+            apply_pool_size: 1,
+            notify_capacity: 4096,
+            apply_batch_bytes: 1 << 20,
+            raft_entry_max_size: 8 << 20,
+            raft_log_gc_tick_interval: Duration::from_millis(50),
+            raft_log_gc_count_limit: 128_000,
+            pd_heartbeat_tick_interval: Duration::from_millis(100),
+            pd_store_heartbeat_tick_interval: Duration::from_millis(500),
+            split_region_check_tick_interval: Duration::from_millis(100),
+            snap_gc_interval: Duration::from_secs(5),
+            region_max_size: 144 << 20,
+            region_split_size: 96 << 20,
+            ..RaftstoreConfig::default()
+        }
+    }
+
+    /// Checks the values are usable.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |msg: &str| Err(Error::Other(format!("invalid raftstore config: {msg}")));
+        self.raft.validate()?;
+        self.engine.validate()?;
+        if self.store_pool_size == 0 || self.apply_pool_size == 0 {
+            return invalid("store-pool-size and apply-pool-size must be at least 1");
+        }
+        if self.max_batch_size == 0 || self.messages_per_tick == 0 {
+            return invalid("max-batch-size and messages-per-tick must be at least 1");
+        }
+        if self.notify_capacity < 16 {
+            return invalid("notify-capacity must be at least 16");
+        }
+        if self.raft_entry_max_size < 1024 {
+            return invalid("raft-entry-max-size must be at least 1 KiB");
+        }
+        if self.max_merged_entry_size == 0 {
+            return invalid("max-merged-entry-size must be at least 1");
+        }
+        if self.raft_log_gc_count_limit == 0 {
+            return invalid("raft-log-gc-count-limit must be at least 1");
+        }
+        let base = self.base_tick();
+        for (name, d) in [
+            ("raft-log-gc-tick-interval", self.raft_log_gc_tick_interval),
+            (
+                "pd-heartbeat-tick-interval",
+                self.pd_heartbeat_tick_interval,
+            ),
+            (
+                "pd-store-heartbeat-tick-interval",
+                self.pd_store_heartbeat_tick_interval,
+            ),
+            (
+                "split-region-check-tick-interval",
+                self.split_region_check_tick_interval,
+            ),
+            ("snap-gc-interval", self.snap_gc_interval),
+        ] {
+            if d < base {
+                return invalid(&format!(
+                    "{name} ({d:?}) is shorter than the base tick ({base:?})"
+                ));
+            }
+        }
+        if self.region_split_size == 0 || self.region_split_size > self.region_max_size {
+            return invalid("region-split-size must be in 1..=region-max-size");
+        }
+        Ok(())
+    }
+
+    /// The interval of the one timer that drives every tick.
+    pub fn base_tick(&self) -> Duration {
+        Duration::from_millis(self.raft.base_tick_interval_ms)
+    }
+
+    /// `interval` as a whole number of base ticks (at least 1).
+    pub fn ticks_of(&self, interval: Duration) -> u64 {
+        let base = self.base_tick().as_millis().max(1);
+        ((interval.as_millis() + base / 2) / base).max(1) as u64
+    }
+
+    /// The largest command batch one Raft entry may carry.
+    pub(crate) fn merged_entry_limit(&self) -> u64 {
+        self.max_merged_entry_size.min(self.raft_entry_max_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_test_config_validate() {
+        RaftstoreConfig::default().validate().unwrap();
+        let cfg = RaftstoreConfig::new_test_config();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.base_tick(), Duration::from_millis(50));
+        assert_eq!(cfg.raft.election_tick, 10);
+        assert_eq!(cfg.ticks_of(cfg.pd_heartbeat_tick_interval), 2);
+        assert_eq!(cfg.ticks_of(cfg.pd_store_heartbeat_tick_interval), 10);
+        assert_eq!(cfg.ticks_of(Duration::from_millis(1)), 1);
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let mut cfg = RaftstoreConfig::new_test_config();
+        cfg.store_pool_size = 0;
+        assert!(cfg.validate().is_err());
+        let mut cfg = RaftstoreConfig::new_test_config();
+        cfg.raft_log_gc_tick_interval = Duration::from_millis(1);
+        assert!(cfg.validate().is_err());
+        let mut cfg = RaftstoreConfig::new_test_config();
+        cfg.region_split_size = cfg.region_max_size + 1;
+        assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn toml_uses_kebab_case_and_humane_durations() {
+        let cfg: RaftstoreConfig = toml::from_str(
+            "raft-log-gc-count-limit = 100\npd-heartbeat-tick-interval = \"250ms\"\n[raft]\nelection-tick = 20\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.raft_log_gc_count_limit, 100);
+        assert_eq!(cfg.pd_heartbeat_tick_interval, Duration::from_millis(250));
+        assert_eq!(cfg.raft.election_tick, 20);
+        assert!(toml::from_str::<RaftstoreConfig>("no-such-knob = 1").is_err());
+    }
+}
