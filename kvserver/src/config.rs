@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use raft_core::config::EngineConfig;
+use raftstore::network::NetworkConfig;
+use raftstore::pd::PdConfig;
+use raftstore::RaftstoreConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::errors::{Error, Result};
@@ -95,10 +98,19 @@ pub struct ServerConfig {
     pub log_filter: String,
     /// Seconds a shutdown waits for in-flight requests before closing connections anyway.
     pub shutdown_timeout_secs: u64,
+    /// Cluster mode: seconds a request waits for its Raft command before the client is told to
+    /// retry (`ServerIsBusy`).
+    pub command_timeout_secs: u64,
     /// RocksDB tuning.
     pub rocksdb: EngineConfig,
     /// Request limits.
     pub limits: Limits,
+    /// Cluster mode: the raft runtime (pools, ticks, log GC, region sizes, raft-rs settings).
+    pub raftstore: RaftstoreConfig,
+    /// Cluster mode: store-to-store messaging (queues, batching, snapshot transfers).
+    pub network: NetworkConfig,
+    /// Cluster mode: the scheduler client (timeouts, retries, heartbeat stream).
+    pub pd: PdConfig,
 }
 
 impl Default for ServerConfig {
@@ -111,8 +123,12 @@ impl Default for ServerConfig {
             scheduler: Vec::new(),
             log_filter: "info".into(),
             shutdown_timeout_secs: 10,
+            command_timeout_secs: 10,
             rocksdb: EngineConfig::default(),
             limits: Limits::default(),
+            raftstore: RaftstoreConfig::default(),
+            network: NetworkConfig::default(),
+            pd: PdConfig::default(),
         }
     }
 }
@@ -145,24 +161,42 @@ impl ServerConfig {
             shutdown_timeout_secs: 5,
             rocksdb: EngineConfig::new_test_config(),
             limits: Limits::new_test_config(),
+            raftstore: RaftstoreConfig {
+                // Not part of the server's config (its engines follow [rocksdb]).
+                engine: EngineConfig::default(),
+                ..RaftstoreConfig::new_test_config()
+            },
+            network: NetworkConfig::new_test_config(),
+            pd: PdConfig::new_test_config(),
             ..Default::default()
         }
     }
 
     /// Reads a TOML config file; absent keys keep their defaults, unknown keys are an error.
     pub fn from_file(path: &Path) -> Result<ServerConfig> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| invalid(format!("cannot read config file {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| invalid(format!("config file {}: {e}", path.display())))
+        Self::from_table(read_table(path)?, &path.display().to_string())
+    }
+
+    fn from_table(table: toml::Table, source: &str) -> Result<ServerConfig> {
+        ServerConfig::deserialize(toml::Value::Table(table))
+            .map_err(|e| invalid(format!("{source}: {e}")))
     }
 
     /// Builds the effective configuration: the file named by `--config` (or the defaults), then
-    /// every flag given on the command line, then validation.
+    /// the `--set key=value` overrides, then every other flag given, then validation.
     pub fn load(args: &ServerArgs) -> Result<ServerConfig> {
-        let mut cfg = match &args.config {
-            Some(path) => ServerConfig::from_file(path)?,
-            None => ServerConfig::default(),
+        let mut table = match &args.config {
+            Some(path) => read_table(path)?,
+            None => toml::Table::new(),
         };
+        for assignment in &args.set {
+            apply_assignment(&mut table, assignment)?;
+        }
+        let source = match &args.config {
+            Some(path) => format!("config ({} and --set)", path.display()),
+            None => "config (--set)".to_owned(),
+        };
+        let mut cfg = Self::from_table(table, &source)?;
         args.apply_to(&mut cfg);
         cfg.validate()?;
         Ok(cfg)
@@ -227,8 +261,58 @@ impl ServerConfig {
             Error::InvalidArgument(msg) => invalid(format!("[limits] {msg}")),
             other => other,
         })?;
+        if self.command_timeout_secs == 0 {
+            return Err(invalid("command-timeout-secs must be positive"));
+        }
+        self.raftstore
+            .validate()
+            .map_err(|e| invalid(format!("[raftstore] {e}")))?;
+        self.network
+            .validate()
+            .map_err(|e| invalid(format!("[network] {e}")))?;
+        self.pd
+            .validate()
+            .map_err(|e| invalid(format!("[pd] {e}")))?;
         Ok(())
     }
+}
+
+fn read_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(format!("cannot read config file {}: {e}", path.display())))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| invalid(format!("config file {}: {e}", path.display())))
+}
+
+/// Applies one `--set section.key=value` to a config table. The value is read as TOML
+/// (`100`, `true`, `"50ms"`, `[1, 2]`); anything that does not parse as TOML is a string, so
+/// `--set raftstore.pd-heartbeat-tick-interval=5s` works without quotes.
+fn apply_assignment(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (path, raw) = assignment
+        .split_once('=')
+        .ok_or_else(|| invalid(format!("--set {assignment:?}: expected key=value")))?;
+    let keys: Vec<&str> = path.trim().split('.').map(str::trim).collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        return Err(invalid(format!("--set {assignment:?}: empty key")));
+    }
+    let raw = raw.trim();
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let (last, parents) = keys.split_last().expect("at least one key");
+    let mut node = table;
+    for key in parents {
+        let entry = node
+            .entry((*key).to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry
+            .as_table_mut()
+            .ok_or_else(|| invalid(format!("--set {assignment:?}: {key} is not a section")))?;
+    }
+    node.insert((*last).to_owned(), value);
+    Ok(())
 }
 
 /// Command-line flags of `tinykv-server`. Every option of [`ServerConfig`] has a flag; a flag
@@ -298,6 +382,15 @@ pub struct ServerArgs {
     /// [limits] latch-slots.
     #[arg(long, value_name = "N", help_heading = "Limits")]
     pub latch_slots: Option<usize>,
+
+    /// Sets any config option, including nested ones, e.g.
+    /// `--set raftstore.raft-log-gc-count-limit=1000` or `--set pd.retry-timeout=30s`.
+    /// Repeatable; applied over the config file and before the other flags.
+    #[arg(long = "set", value_name = "KEY=VALUE", help_heading = "Any option")]
+    pub set: Vec<String>,
+    /// Cluster mode: seconds a request waits for its Raft command before the client retries.
+    #[arg(long, value_name = "SECS")]
+    pub command_timeout_secs: Option<u64>,
 }
 
 impl ServerArgs {
@@ -318,6 +411,7 @@ impl ServerArgs {
         }
         set(&mut cfg.log_filter, &self.log_filter);
         set(&mut cfg.shutdown_timeout_secs, &self.shutdown_timeout_secs);
+        set(&mut cfg.command_timeout_secs, &self.command_timeout_secs);
 
         let db = &mut cfg.rocksdb;
         set(&mut db.block_cache_size, &self.rocksdb_block_cache_size);
@@ -347,6 +441,35 @@ mod tests {
     fn args(argv: &[&str]) -> ServerArgs {
         ServerArgs::try_parse_from(std::iter::once("tinykv-server").chain(argv.iter().copied()))
             .unwrap()
+    }
+
+    #[test]
+    fn set_flag_reaches_nested_options() {
+        let cfg = ServerConfig::load(&args(&[
+            "--scheduler",
+            "127.0.0.1:2379",
+            "--set",
+            "raftstore.raft-log-gc-count-limit=1234",
+            "--set",
+            "raftstore.pd-heartbeat-tick-interval=5s",
+            "--set",
+            "limits.max-scan-limit = 99",
+            "--max-scan-limit",
+            "77",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.raftstore.raft_log_gc_count_limit, 1234);
+        assert_eq!(
+            cfg.raftstore.pd_heartbeat_tick_interval,
+            std::time::Duration::from_secs(5)
+        );
+        // Explicit flags win over --set.
+        assert_eq!(cfg.limits.max_scan_limit, 77);
+
+        for bad in ["nokey", "raftstore.no-such-option=1", "addr.x=1", ".x=1"] {
+            let err = ServerConfig::load(&args(&["--standalone", "--set", bad]));
+            assert!(err.is_err(), "{bad} was accepted");
+        }
     }
 
     #[test]

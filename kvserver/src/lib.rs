@@ -18,8 +18,11 @@
 //! - [`txn`]: Percolator commands (latch → snapshot → per-key actions → one atomic write).
 //! - [`config`]: limits and server settings (TOML file + command-line flags).
 //! - [`server`]: runs the tonic server; graceful shutdown on SIGINT/SIGTERM; log setup.
+//! - [`cluster`]: cluster mode — engines, scheduler client, transport and the raft runtime
+//!   assembled into one store (`tinykv-server --scheduler ...`).
 //! - [`errors`]: this crate's errors and the single mapping of errors to the wire.
 
+pub mod cluster;
 pub mod config;
 pub mod errors;
 pub mod latches;

@@ -52,7 +52,12 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<()>>,
     shutdown_timeout: Duration,
+    before_stop: Option<Hook>,
+    after_stop: Option<Hook>,
 }
+
+/// Work tied to a server's lifetime (see [`RunningServer::before_stop`]).
+type Hook = Box<dyn FnOnce() + Send + 'static>;
 
 impl RunningServer {
     /// Binds `addr` (port 0 picks a free port) and serves `service` on it.
@@ -86,7 +91,31 @@ impl RunningServer {
             stop: Some(stop),
             task,
             shutdown_timeout,
+            before_stop: None,
+            after_stop: None,
         })
+    }
+
+    /// Runs `hook` when shutdown begins, before in-flight requests are drained — e.g. ending
+    /// streams that would otherwise never finish.
+    pub fn before_stop(mut self, hook: impl FnOnce() + Send + 'static) -> RunningServer {
+        self.before_stop = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs `hook` (on a blocking thread) once the server has stopped — e.g. stopping the store
+    /// runtime behind the service.
+    pub fn after_stop(mut self, hook: impl FnOnce() + Send + 'static) -> RunningServer {
+        self.after_stop = Some(Box::new(hook));
+        self
+    }
+
+    async fn run_after_stop(&mut self) {
+        if let Some(hook) = self.after_stop.take() {
+            if let Err(e) = tokio::task::spawn_blocking(hook).await {
+                tracing::error!(error = %e, "shutdown hook failed");
+            }
+        }
     }
 
     /// The address the server is bound to.
@@ -98,10 +127,15 @@ impl RunningServer {
     /// connection — and with it the service and its storage — is released. Requests still
     /// running after the shutdown timeout are abandoned and an error is returned.
     pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(hook) = self.before_stop.take() {
+            hook();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match tokio::time::timeout(self.shutdown_timeout, &mut self.task).await {
+        let drained = tokio::time::timeout(self.shutdown_timeout, &mut self.task).await;
+        self.run_after_stop().await;
+        match drained {
             Ok(joined) => {
                 joined.map_err(|e| Error::Other(format!("grpc server task failed: {e}")))??;
                 tracing::info!(addr = %self.local_addr, "stopped");
@@ -124,6 +158,10 @@ impl RunningServer {
             () = signal => self.shutdown().await,
             joined = &mut self.task => {
                 self.stop = None;
+                if let Some(hook) = self.before_stop.take() {
+                    hook();
+                }
+                self.run_after_stop().await;
                 joined.map_err(|e| Error::Other(format!("grpc server task failed: {e}")))??;
                 Err(Error::Other("grpc server stopped unexpectedly".into()))
             }
@@ -133,8 +171,18 @@ impl RunningServer {
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
+        if let Some(hook) = self.before_stop.take() {
+            hook();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(hook) = self.after_stop.take() {
+            // Dropped without `shutdown`: stop what the server ran on, without blocking an async
+            // executor thread on it.
+            let _ = std::thread::Builder::new()
+                .name("server-cleanup".into())
+                .spawn(hook);
         }
     }
 }
@@ -170,16 +218,12 @@ pub async fn start_standalone(cfg: &ServerConfig) -> Result<RunningServer> {
     Ok(server)
 }
 
-/// Starts the server `cfg` describes.
+/// Starts the server `cfg` describes: standalone, or a store of a cluster (`--scheduler`).
 pub async fn start(cfg: &ServerConfig) -> Result<RunningServer> {
     if cfg.standalone {
         start_standalone(cfg).await
     } else {
-        Err(Error::Other(
-            "cluster mode (with --scheduler) is not available in this build yet; \
-             run with --standalone"
-                .into(),
-        ))
+        crate::cluster::start_cluster(cfg).await
     }
 }
 

@@ -18,7 +18,9 @@ pub struct RaftstoreConfig {
     /// ticks, flow control, entry cache).
     pub raft: RaftConfig,
     /// RocksDB settings for callers that open this store's engines from this config (the test
-    /// harness); the server binary uses its own `[rocksdb]` section.
+    /// harness). Not read from or written to TOML: the server binary has its own `[rocksdb]`
+    /// section.
+    #[serde(skip)]
     pub engine: EngineConfig,
 
     /// Poller threads running peer FSMs (message handling and the group-committed Ready round).
