@@ -7,7 +7,7 @@ export CARGO_TERM_COLOR ?= never
 
 CARGO ?= cargo
 
-.PHONY: build release test fmt fmt-check lint doc clean-data sql \
+.PHONY: build release test fmt fmt-check lint doc clean-data sql playground ctl e2e \
         project1 project2 project2a project2b project2c project3 project3a project3b project3c \
         project4 project4a project4b project4c bench-raftstore bench bench-compare
 
@@ -32,6 +32,27 @@ lint: fmt-check
 
 doc:
 	$(CARGO) doc --workspace --no-deps
+
+# ---- Playground and CLI (docs/PLAYGROUND.md) ---------------------------------------------------
+
+# A local cluster: release builds of every binary, then 1 scheduler + 3 stores on 127.0.0.1
+# (PD on 2379, stores on 20160-20162) with data in ./.playground, reused next time. Ctrl-C stops
+# it. PLAYGROUND_ARGS passes flags, e.g. PLAYGROUND_ARGS="--clean" to start from empty data.
+playground: release
+	$(CARGO_TARGET_DIR)/release/tinykv-playground $(PLAYGROUND_ARGS)
+
+# tinykv-ctl from the release build, e.g. make ctl ARGS="raw put a 1".
+ctl:
+	$(CARGO) build --release -p tinykv-ctl --bin tinykv-ctl
+	$(CARGO_TARGET_DIR)/release/tinykv-ctl $(ARGS)
+
+# End-to-end tests with real processes (also part of `make test`): the client across regions
+# with a store killed and restarted (tests/tests/e2e.rs), the process launcher and the
+# playground binary, and tinykv-ctl against a scheduler and a whole cluster.
+e2e:
+	$(CARGO) test -p tests --test e2e
+	$(CARGO) test -p tinykv-playground
+	$(CARGO) test -p tinykv-ctl
 
 # ---- Staged suites (see docs/SUITES.md) -------------------------------------------------------
 
