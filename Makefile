@@ -7,7 +7,7 @@ export CARGO_TERM_COLOR ?= never
 
 CARGO ?= cargo
 
-.PHONY: build release test fmt fmt-check lint doc clean-data sql playground ctl e2e \
+.PHONY: build release test fmt fmt-check lint doc clean-data sql sql-memory playground ctl e2e \
         project1 project2 project2a project2b project2c project3 project3a project3b project3c \
         project4 project4a project4b project4c project4-bank bench-raftstore bench bench-compare chaos-raftstore
 
@@ -139,7 +139,12 @@ bench-compare:
 	bash scripts/bench-compare.sh $(ARGS)
 
 # SQL layer (sql crate, docs/SQL.md): GlueSQL's conformance suite (219 tests), multi-session
-# concurrency scripts (sql/tests/slt) and races, storage properties. In-memory backend by default;
-# TINYKV_SQL_TEST_PD=host:port runs the same suites against a running cluster.
+# concurrency scripts (sql/tests/slt) and races, storage properties, each test binary on a real
+# cluster of its own (1 scheduler + 3 stores, pre-split so tables span regions; the servers are
+# built first). Also part of `make test`. `make sql-memory` runs the same suites on the
+# in-memory backend in seconds; TINYKV_SQL_TEST_PD=host:port runs them on a running cluster.
 sql:
 	$(CARGO) test -p tinykv-sql
+
+sql-memory:
+	TINYKV_SQL_TEST_BACKEND=memory $(CARGO) test -p tinykv-sql

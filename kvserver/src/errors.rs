@@ -143,6 +143,7 @@ raw_response_without_error_field!(
     proto::kvrpcpb::RawBatchGetResponse,
     proto::kvrpcpb::RawScanResponse,
     proto::kvrpcpb::RawBatchScanResponse,
+    proto::kvrpcpb::SplitRegionResponse,
 );
 
 /// Maps a request's column family name to the engine's: empty means `default`; anything other
@@ -378,7 +379,10 @@ mod tests {
     fn cf_names() {
         assert_eq!(validate_cf("").unwrap(), "default");
         assert_eq!(validate_cf("write").unwrap(), "write");
-        assert!(matches!(validate_cf("raft"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            validate_cf("raft"),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 
     #[test]

@@ -13,7 +13,11 @@
 //! shipped inside the `tikv-client` 0.4.0 crate; `eraftpb` matches raft-rs 0.7's `eraftpb.proto`.
 //! The tests in `tests/field_numbers.rs` pin the numbering we rely on.
 
-#![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation, missing_docs)]
+#![allow(
+    clippy::large_enum_variant,
+    clippy::doc_lazy_continuation,
+    missing_docs
+)]
 
 /// Cluster metadata: stores, regions, peers, epochs.
 pub mod metapb {

@@ -70,8 +70,26 @@ pub struct RaftstoreConfig {
 
     /// A region larger than this many bytes is split.
     pub region_max_size: u64,
-    /// Target size in bytes of the left part when a region is split.
+    /// Target size in bytes of each part when a region is split (a large region may be split
+    /// at several keys at once).
     pub region_split_size: u64,
+    /// Bytes written to a region since its last size check before the next check runs (a
+    /// region nobody writes to keeps its size). 0 checks on every split-check tick.
+    pub region_split_check_diff: u64,
+    /// Most split keys one check proposes (the region splits into at most this many + 1).
+    pub batch_split_limit: usize,
+    /// Below this approximate size (RocksDB's range estimate) a size check scans the region to
+    /// measure it exactly; above it the estimate is trusted.
+    pub split_check_scan_limit: u64,
+
+    /// A leader refuses to hand leadership to a peer whose log lags its own by more than this
+    /// many entries (it would stall the group while catching up).
+    pub leader_transfer_max_log_lag: u64,
+    /// A peer that has heard nothing from a leader for this long asks the scheduler whether it
+    /// is still a member of its region, and destroys itself if it was removed. Never less than
+    /// two election timeouts (a healthy group elects a leader within that).
+    #[serde(with = "humantime_serde")]
+    pub max_leader_missing_duration: Duration,
 }
 
 impl Default for RaftstoreConfig {
@@ -100,6 +118,11 @@ impl Default for RaftstoreConfig {
             snap_gc_interval: Duration::from_secs(60),
             region_max_size: 144 << 20,
             region_split_size: 96 << 20,
+            region_split_check_diff: 6 << 20,
+            batch_split_limit: 10,
+            split_check_scan_limit: 16 << 20,
+            leader_transfer_max_log_lag: 128,
+            max_leader_missing_duration: Duration::from_secs(60),
         }
     }
 }
@@ -129,6 +152,8 @@ impl RaftstoreConfig {
             snap_gc_interval: Duration::from_secs(5),
             region_max_size: 144 << 20,
             region_split_size: 96 << 20,
+            region_split_check_diff: 0,
+            max_leader_missing_duration: Duration::from_secs(3),
             ..RaftstoreConfig::default()
         }
     }
@@ -172,6 +197,10 @@ impl RaftstoreConfig {
                 self.split_region_check_tick_interval,
             ),
             ("snap-gc-interval", self.snap_gc_interval),
+            (
+                "max-leader-missing-duration",
+                self.max_leader_missing_duration,
+            ),
         ] {
             if d < base {
                 return invalid(&format!(
@@ -181,6 +210,9 @@ impl RaftstoreConfig {
         }
         if self.region_split_size == 0 || self.region_split_size > self.region_max_size {
             return invalid("region-split-size must be in 1..=region-max-size");
+        }
+        if self.batch_split_limit == 0 {
+            return invalid("batch-split-limit must be at least 1");
         }
         Ok(())
     }
@@ -194,6 +226,13 @@ impl RaftstoreConfig {
     pub fn ticks_of(&self, interval: Duration) -> u64 {
         let base = self.base_tick().as_millis().max(1);
         ((interval.as_millis() + base / 2) / base).max(1) as u64
+    }
+
+    /// [`RaftstoreConfig::max_leader_missing_duration`] in base ticks, at least two election
+    /// timeouts.
+    pub fn leader_missing_ticks(&self) -> u64 {
+        self.ticks_of(self.max_leader_missing_duration)
+            .max(2 * self.raft.election_tick as u64)
     }
 
     /// The largest command batch one Raft entry may carry.
@@ -229,6 +268,16 @@ mod tests {
         let mut cfg = RaftstoreConfig::new_test_config();
         cfg.region_split_size = cfg.region_max_size + 1;
         assert!(cfg.validate().is_err());
+        let mut cfg = RaftstoreConfig::new_test_config();
+        cfg.batch_split_limit = 0;
+        assert!(cfg.validate().is_err());
+        let mut cfg = RaftstoreConfig::new_test_config();
+        cfg.max_leader_missing_duration = cfg.base_tick();
+        assert_eq!(
+            cfg.leader_missing_ticks(),
+            2 * cfg.raft.election_tick as u64,
+            "never shorter than two elections"
+        );
     }
 
     #[test]

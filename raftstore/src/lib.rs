@@ -12,7 +12,13 @@
 //!          ─▶ committed entries ──ApplyMsg──▶ apply pollers: many regions, ONE kv write,
 //!                                             callbacks answered, ApplyRes ──▶ peer
 //!   reads: read index confirmed ─▶ applied ≥ index ─▶ RegionSnapshot of the kv engine
-//!   workers (pd heartbeats, snapshot generation) report back only through the Router
+//!   workers (pd heartbeats, split ids, snapshot generation, split checks) report back only
+//!   through the Router
+//!
+//!   multi-raft: ChangePeer(V2) ─▶ conf change entry ─▶ apply: region + RegionLocalState in the
+//!   apply batch ─▶ ApplyRes ─▶ peer adopts it (a removed peer destroys itself: tombstone, log,
+//!   states, data range); split check ─▶ AskBatchSplit (ids) ─▶ BatchSplit entry ─▶ apply: all
+//!   resulting regions in one batch ─▶ ApplyRes ─▶ new peers created, StoreMeta ranges updated
 //! ```
 //!
 //! Docs: `docs/RAFTSTORE.md` explains threads, the round's order, apply and the ordering
@@ -26,7 +32,9 @@
 //!   (`Router` is a [`transport::RaftMessageSink`], and [`Router::report_sink`] takes the
 //!   transport's failure reports).
 //! - [`Router::send_command`] / [`Router::execute`] / [`Router::execute_blocking`] with
-//!   [`Callback`] and [`CmdResponse`] (region errors in `response.header.error`).
+//!   [`Callback`] and [`CmdResponse`] (region errors in `response.header.error`); membership
+//!   changes are `ChangePeer`/`ChangePeerV2` admin commands, leader transfers `TransferLeader`.
+//! - [`Router::split_region`] / [`Router::execute_split`]: split a region at given keys.
 //! - [`Node::start`], [`Node::status`] ([`StoreStatus`], [`RegionStatus`] with the store's
 //!   counters in [`StoreStatus::metrics`]), [`Node::stop`].
 //!
@@ -40,6 +48,7 @@
 //! - `peer` (state) and [`operation`] (what peers do, one module per feature).
 //! - `apply`: committed entries to the kv engine.
 //! - [`worker`]: pd heartbeats, snapshot generation and cleanup.
+//! - [`store_meta`]: which key ranges the store's initialized regions own (overlap checks).
 //! - [`node`], [`bootstrap`], [`system`]: starting and stopping a store.
 //! - [`config`], [`errors`], [`cmd_resp`] (the one mapping of errors to `errorpb`), [`status`].
 //! - [`transport`], [`pd_client`]: the seams to the network and the scheduler;
@@ -63,6 +72,7 @@ pub mod peer;
 mod poller;
 pub mod router;
 pub mod status;
+pub mod store_meta;
 pub mod system;
 pub mod transport;
 pub mod worker;

@@ -8,12 +8,14 @@
 
 use std::fmt;
 
+use proto::metapb::{Region, RegionEpoch};
 use proto::pdpb::RegionHeartbeatResponse;
 use proto::raft_cmdpb::{RaftCmdRequest, RaftCmdResponse};
 use proto::raft_serverpb::RaftMessage;
 use raft_core::engine::RegionSnapshot;
 use raft_core::ApplyResult;
 
+use crate::apply::ExecResult;
 use crate::cmd_resp;
 use crate::errors::Error;
 
@@ -181,6 +183,43 @@ pub struct ApplyRes {
     pub written_bytes: u64,
     /// User keys written by the applied entries.
     pub written_keys: u64,
+    /// Membership changes and splits applied, in log order, for the peer to act on (destroy
+    /// itself, create the new regions' peers, tell the scheduler).
+    pub exec_results: Vec<ExecResult>,
+}
+
+/// What a split check measured (from the split-check worker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitCheckResult {
+    /// The epoch of the region the check ran on (a result for an older epoch is ignored).
+    pub epoch: RegionEpoch,
+    /// Approximate bytes of the region's data (all column families).
+    pub approximate_size: u64,
+    /// Approximate number of entries of the region's data (all column families).
+    pub approximate_keys: u64,
+    /// Where to split, in key order (empty: the region is small enough).
+    pub split_keys: Vec<Vec<u8>>,
+}
+
+/// A request to split a region at given keys (the `SplitRegion` RPC, a scheduler operator).
+#[derive(Debug)]
+pub struct AskSplit {
+    /// The epoch the keys were chosen for.
+    pub epoch: RegionEpoch,
+    /// Split keys as stored (already encoded for transactional data), sorted and distinct.
+    pub split_keys: Vec<Vec<u8>>,
+    /// Answered with the `BatchSplit` response (every resulting region) or the error.
+    pub callback: Callback,
+}
+
+/// A split on this store created the peer's region: an uninitialized peer already created for
+/// it by an early raft message becomes the split's initialized peer.
+#[derive(Debug, Clone)]
+pub struct SplitInit {
+    /// The new region, as the split created it.
+    pub region: Region,
+    /// Whether to campaign at once (the parent's leader is on this store).
+    pub campaign: bool,
 }
 
 /// Messages for a peer FSM.
@@ -212,13 +251,30 @@ pub enum PeerMsg {
     /// An operator from the scheduler's heartbeat response. **Droppable**: the scheduler keeps
     /// sending it until the region shows it done.
     SchedulerOperator(Box<RegionHeartbeatResponse>),
+    /// What a split check found. **Droppable**: the next split-check tick checks again.
+    SplitCheckResult(Box<SplitCheckResult>),
+    /// Split the region at the given keys. **Significant**: the callback is answered.
+    AskSplit(Box<AskSplit>),
+    /// A split on this store created this (uninitialized) peer's region. **Significant**.
+    SplitInit(Box<SplitInit>),
+    /// The scheduler's answer to a leaderless peer asking whether it is still a member: the
+    /// region as the scheduler knows it (`None`: unknown). **Droppable**: asked again later.
+    StaleCheck {
+        /// The peer that asked (a re-created peer ignores its predecessor's answer).
+        peer_id: u64,
+        /// The scheduler's region.
+        region: Option<Box<Region>>,
+    },
     /// Sent once when the peer is registered, so it runs its first round. **Significant**.
     Start,
     /// Destroy this peer (it was removed from its region). **Significant**.
     Destroy,
-    /// The apply FSM stopped after its last queued task (the second step of `Destroy`).
-    /// **Significant**.
-    ApplyDestroyed,
+    /// The apply FSM `incarnation` stopped after its last queued task (the second step of
+    /// `Destroy`). **Significant**.
+    ApplyDestroyed {
+        /// Which apply FSM (a peer re-initialized by a split has a newer one).
+        incarnation: u64,
+    },
 }
 
 impl PeerMsg {
@@ -231,6 +287,8 @@ impl PeerMsg {
                 | PeerMsg::Unreachable { .. }
                 | PeerMsg::SnapshotStatus { .. }
                 | PeerMsg::SchedulerOperator(_)
+                | PeerMsg::SplitCheckResult(_)
+                | PeerMsg::StaleCheck { .. }
         )
     }
 }

@@ -7,19 +7,21 @@
 //! | `raftstore-<store>-<i>` | `store-pool-size` | peer FSMs: messages, proposals, the Ready round, one fsync per round |
 //! | `apply-<store>-<i>` | `apply-pool-size` | apply FSMs: committed entries, one kv write per round |
 //! | `tick-<store>` | 1 | the base tick: every peer's ticks, the store's ticks |
-//! | `pd-<store>` | 1 | region and store heartbeats |
+//! | `pd-<store>` | 1 | region and store heartbeats, split ids, stale-peer checks |
 //! | `snap-<store>` | 1 | snapshot generation and cleanup |
+//! | `split-check-<store>` | 1 | region sizes and split keys |
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
+use parking_lot::Mutex;
 use proto::metapb;
 use proto::raft_serverpb::PeerState;
 use raft_core::engine::Engines;
 use raft_core::snap::SnapManager;
-use raft_core::storage::StorageContext;
+use raft_core::storage::{state, StorageContext};
 
 use crate::apply::ApplyContext;
 use crate::bootstrap::{bootstrap_store, load_regions, load_store_ident, maybe_bootstrap_cluster};
@@ -28,15 +30,19 @@ use crate::errors::{Error, Result};
 use crate::fsm::apply::ApplyPoller;
 use crate::fsm::store::StoreFsm;
 use crate::msg::{PeerMsg, PeerTicks, StoreMsg, StoreTick};
-use crate::operation::life::{build_peer, register_peer};
+use crate::operation::life::{
+    build_peer, clean_up_tombstones, ensure_split_raft_state, register_peer,
+};
 use crate::pd_client::PdClient;
-use crate::poller::{PollContext, RaftPoller};
+use crate::poller::{PollContext, RaftPoller, StoreHandles};
 use crate::router::Router;
 use crate::status::StoreStatus;
+use crate::store_meta::StoreMeta;
 use crate::system::RaftSystem;
 use crate::transport::Transport;
 use crate::worker::pd::PdRunner;
 use crate::worker::snap::{SnapRunner, WorkerSnapGenerator};
+use crate::worker::split_check::SplitCheckRunner;
 use crate::worker::Worker;
 
 /// A running store.
@@ -93,10 +99,20 @@ impl Node {
         )
         .map_err(spawn_err)?;
         node.workers.push(snap_worker);
-        let (pd_sched, pd_worker) =
-            Worker::start("pd", format!("pd-{store_id}"), PdRunner::new(pd.clone()))
-                .map_err(spawn_err)?;
+        let (pd_sched, pd_worker) = Worker::start(
+            "pd",
+            format!("pd-{store_id}"),
+            PdRunner::new(pd.clone(), router.clone()),
+        )
+        .map_err(spawn_err)?;
         node.workers.push(pd_worker);
+        let (split_check_sched, split_check_worker) = Worker::start(
+            "split-check",
+            format!("split-check-{store_id}"),
+            SplitCheckRunner::new(engines.kv.clone(), router.clone()),
+        )
+        .map_err(spawn_err)?;
+        node.workers.push(split_check_worker);
         let storage_ctx = StorageContext {
             engines: engines.clone(),
             snap_mgr,
@@ -107,7 +123,10 @@ impl Node {
         let system = node.system.as_mut().expect("just set");
         let registry = router.registry.clone();
         let mut peers = vec![];
-        for (region, state) in load_regions(&engines)? {
+        let regions = load_regions(&engines)?;
+        clean_up_tombstones(&engines, &regions)?;
+        let mut store_meta = StoreMeta::default();
+        for (region, state) in regions {
             if state != PeerState::Normal {
                 continue;
             }
@@ -124,6 +143,13 @@ impl Node {
                 );
                 continue;
             };
+            // A split's region whose peer was not created before a crash has no raft state yet.
+            let fresh = state::load_apply_state(&engines.kv, region.id)?
+                .is_some_and(|a| a.applied_index == state::RAFT_INIT_LOG_INDEX);
+            if fresh {
+                ensure_split_raft_state(&engines, region.id)?;
+            }
+            store_meta.set_region(&region);
             let region_id = region.id;
             let (tx, fsm) = build_peer(
                 &cfg,
@@ -151,6 +177,13 @@ impl Node {
         }
         system.raft.set_name(format!("raftstore-{store_id}"));
         let apply_router = system.apply_router.clone();
+        let handles = StoreHandles {
+            pd_scheduler: pd_sched.clone(),
+            snap_scheduler: snap_sched.clone(),
+            split_check_scheduler: split_check_sched,
+            registry: registry.clone(),
+            store_meta: Arc::new(Mutex::new(store_meta)),
+        };
         system
             .raft
             .spawn(|_| RaftPoller {
@@ -161,9 +194,7 @@ impl Node {
                     router.clone(),
                     apply_router.clone(),
                     transport.clone(),
-                    pd_sched.clone(),
-                    snap_sched.clone(),
-                    registry.clone(),
+                    handles.clone(),
                 ),
             })
             .map_err(spawn_err)?;

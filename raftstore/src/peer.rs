@@ -91,6 +91,31 @@ impl std::fmt::Debug for ProposalCb {
     }
 }
 
+/// A removed leader waiting for the remaining voters to learn its removal committed (see
+/// `operation/conf_change.rs`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RemoveWait {
+    /// Index of the removal entry.
+    pub(crate) index: u64,
+    /// Ticks before it gives up waiting (`u64::MAX`: never).
+    pub(crate) ticks_left: u64,
+}
+
+/// The leader's view of its region's size and of splits in flight (see `operation/split.rs`).
+#[derive(Debug, Default)]
+pub(crate) struct SplitState {
+    /// Bytes written to the region since the last size check was scheduled.
+    pub(crate) size_diff: u64,
+    /// Approximate size and keys from the last check (reported in region heartbeats).
+    pub(crate) approximate_size: Option<u64>,
+    pub(crate) approximate_keys: Option<u64>,
+    /// Tick at which a check was scheduled whose result has not come back.
+    pub(crate) checking_since: Option<u64>,
+    /// Tick at which split keys went to the scheduler for ids; no new split is started for
+    /// the same epoch until it applies or times out.
+    pub(crate) asked_since: Option<u64>,
+}
+
 /// Write commands accepted this round, merged into one entry at the end of it.
 pub(crate) struct PendingWrite {
     pub(crate) request: RaftCmdRequest,
@@ -127,6 +152,24 @@ pub struct Peer {
     pub(crate) written_keys: u64,
     /// (is_leader, leader id, term, commit, applied) as last published, to skip no-op updates.
     pub(crate) last_published: Option<(bool, Option<u64>, u64, u64, u64)>,
+    /// This peer applied its own removal: it serves nothing and is about to be destroyed.
+    pub(crate) pending_remove: bool,
+    /// A removed leader's wait before destroying itself.
+    pub(crate) remove_wait: Option<RemoveWait>,
+    /// The region to record in the tombstone when destroyed, if newer than the peer's own
+    /// (the epoch of the member that told it it was removed).
+    pub(crate) tombstone_region: Option<proto::metapb::Region>,
+    /// The apply FSM's incarnation (see `PeerMsg::ApplyDestroyed`).
+    pub(crate) apply_incarnation: u64,
+    /// Raft ticks since start (a logical clock for the timers below).
+    pub(crate) ticks: u64,
+    /// Ticks since a leader was last heard from (or this peer led).
+    pub(crate) leader_missing_ticks: u64,
+    /// Size checks and splits.
+    pub(crate) split: SplitState,
+    /// Campaign right after the first round (a split created this peer next to its parent's
+    /// leader).
+    pub(crate) campaign_on_start: bool,
 }
 
 impl Peer {
@@ -158,6 +201,14 @@ impl Peer {
             written_bytes: 0,
             written_keys: 0,
             last_published: None,
+            pending_remove: false,
+            remove_wait: None,
+            tombstone_region: None,
+            apply_incarnation: 0,
+            ticks: 0,
+            leader_missing_ticks: 0,
+            split: SplitState::default(),
+            campaign_on_start: false,
         };
         peer.refresh_peer_cache();
         peer.publish_status();

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use raft_core::engine::{Engines, KvEngine, RocksWriteBatch};
 use raft_core::storage::StorageContext;
 use raft_core::ApplyTask;
@@ -15,10 +16,22 @@ use crate::fsm::store::StoreFsm;
 use crate::peer::ProposalCb;
 use crate::router::Router;
 use crate::status::{StatusRegistry, StoreMetrics};
+use crate::store_meta::StoreMeta;
 use crate::transport::Transport;
 use crate::worker::pd::PdTask;
 use crate::worker::snap::SnapTask;
+use crate::worker::split_check::SplitCheckTask;
 use crate::worker::Scheduler;
+
+/// The store-wide handles every poller shares.
+#[derive(Clone)]
+pub(crate) struct StoreHandles {
+    pub(crate) pd_scheduler: Scheduler<PdTask>,
+    pub(crate) snap_scheduler: Scheduler<SnapTask>,
+    pub(crate) split_check_scheduler: Scheduler<SplitCheckTask>,
+    pub(crate) registry: StatusRegistry,
+    pub(crate) store_meta: Arc<Mutex<StoreMeta>>,
+}
 
 /// Everything a poller thread needs while handling FSMs; one per poller.
 pub(crate) struct PollContext<T> {
@@ -31,8 +44,11 @@ pub(crate) struct PollContext<T> {
     pub(crate) trans: T,
     pub(crate) pd_scheduler: Scheduler<PdTask>,
     pub(crate) snap_scheduler: Scheduler<SnapTask>,
+    pub(crate) split_check_scheduler: Scheduler<SplitCheckTask>,
     pub(crate) registry: StatusRegistry,
     pub(crate) metrics: Arc<StoreMetrics>,
+    /// Which ranges the store's initialized regions own (see `store_meta.rs`).
+    pub(crate) store_meta: Arc<Mutex<StoreMeta>>,
     /// The round's shared batches: every peer's Ready goes into these two.
     pub(crate) kv_wb: RocksWriteBatch,
     pub(crate) raft_wb: RocksWriteBatch,
@@ -44,7 +60,6 @@ pub(crate) struct PollContext<T> {
 
 impl<T> PollContext<T> {
     /// A context over the store's shared handles.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         cfg: Arc<RaftstoreConfig>,
         store_id: u64,
@@ -52,10 +67,15 @@ impl<T> PollContext<T> {
         router: Router,
         apply_router: ApplyRouter,
         trans: T,
-        pd_scheduler: Scheduler<PdTask>,
-        snap_scheduler: Scheduler<SnapTask>,
-        registry: StatusRegistry,
+        handles: StoreHandles,
     ) -> Self {
+        let StoreHandles {
+            pd_scheduler,
+            snap_scheduler,
+            split_check_scheduler,
+            registry,
+            store_meta,
+        } = handles;
         let engines = storage_ctx.engines.clone();
         PollContext {
             cfg,
@@ -69,8 +89,10 @@ impl<T> PollContext<T> {
             trans,
             pd_scheduler,
             snap_scheduler,
+            split_check_scheduler,
             metrics: registry.metrics().clone(),
             registry,
+            store_meta,
             round_proposals: 0,
             apply_tasks: vec![],
         }

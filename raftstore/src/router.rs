@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use proto::metapb::RegionEpoch;
 use proto::raft_cmdpb::RaftCmdRequest;
 use proto::raft_serverpb::RaftMessage;
 
@@ -16,7 +17,7 @@ use crate::batch::{BatchRouter, SendError};
 use crate::errors::{Error, Result};
 use crate::fsm::peer::PeerFsm;
 use crate::fsm::store::StoreFsm;
-use crate::msg::{Callback, CmdResponse, PeerMsg, RaftCommand, StoreMsg};
+use crate::msg::{AskSplit, Callback, CmdResponse, PeerMsg, RaftCommand, StoreMsg};
 use crate::status::StatusRegistry;
 use crate::transport::{RaftMessageSink, ReportSink, TransportReport};
 
@@ -107,6 +108,53 @@ impl Router {
             }
             crossbeam_channel::RecvTimeoutError::Disconnected => Error::Shutdown,
         })
+    }
+
+    /// Splits region `region_id` at `split_keys` (keys as stored: transactional keys already
+    /// encoded; sorted, distinct, inside the region), as seen at `epoch`. The leader asks the
+    /// scheduler for the new regions' ids and proposes the split; `cb` is answered exactly once
+    /// with the `BatchSplit` response (`admin_response.splits.regions`: every resulting region
+    /// in key order) or a region error (`NotLeader`, `EpochNotMatch`, `KeyNotInRegion`, ...).
+    pub fn split_region(
+        &self,
+        region_id: u64,
+        epoch: RegionEpoch,
+        split_keys: Vec<Vec<u8>>,
+        cb: Callback,
+    ) -> Result<()> {
+        let msg = PeerMsg::AskSplit(Box::new(AskSplit {
+            epoch,
+            split_keys,
+            callback: cb,
+        }));
+        let undelivered = match self.inner.force_send(region_id, msg) {
+            Ok(()) => return Ok(()),
+            Err(e) => e.into_inner(),
+        };
+        let error = || {
+            if self.inner.is_closed() {
+                Error::Shutdown
+            } else {
+                Error::RegionNotFound(region_id)
+            }
+        };
+        if let PeerMsg::AskSplit(ask) = undelivered {
+            ask.callback.fail(error(), 0);
+        }
+        Err(error())
+    }
+
+    /// [`Router::split_region`], waiting for the answer. Region errors come back inside the
+    /// response's header; `Err` means the store is shutting down.
+    pub async fn execute_split(
+        &self,
+        region_id: u64,
+        epoch: RegionEpoch,
+        split_keys: Vec<Vec<u8>>,
+    ) -> Result<CmdResponse> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.split_region(region_id, epoch, split_keys, Callback::from_oneshot(tx));
+        rx.await.map_err(|_| Error::Shutdown)
     }
 
     /// Tells the peer concerned what the transport could not deliver.

@@ -233,7 +233,7 @@ fn header_checks_produce_the_right_region_errors() {
         .unwrap();
     assert!(e.raft_entry_too_large.is_some(), "{e:?}");
 
-    // Malformed: mixed reads and writes, admin commands not supported yet.
+    // Malformed: mixed reads and writes, a split without keys, unsupported admin commands.
     let e = c
         .call(leader, c.request(leader, vec![put(b"c", b"1"), get(b"c")]))
         .error()
@@ -243,6 +243,13 @@ fn header_checks_produce_the_right_region_errors() {
     let mut req = c.request(leader, vec![]);
     req.admin_request = Some(AdminRequest {
         cmd_type: AdminCmdType::BatchSplit as i32,
+        ..Default::default()
+    });
+    let e = c.call(leader, req).error().cloned().unwrap();
+    assert!(e.message.contains("without requests"), "{e:?}");
+    let mut req = c.request(leader, vec![]);
+    req.admin_request = Some(AdminRequest {
+        cmd_type: AdminCmdType::PrepareMerge as i32,
         ..Default::default()
     });
     let e = c.call(leader, req).error().cloned().unwrap();

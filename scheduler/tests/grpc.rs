@@ -437,6 +437,24 @@ async fn http_status_view_on_the_grpc_port() {
     );
     let (status, _) = http_request(server.addr(), "POST", "/pd/api/v1/store/2/state/Gone").await;
     assert_eq!(status, 400);
+
+    // Operators by hand (PD's body); every refusal names its reason.
+    let add = |body: String| http_post_json(server.addr(), "/pd/api/v1/operators", body);
+    let (status, body) = add("{".into()).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = add(format!(
+        r#"{{"name":"add-peer","region_id":{region_id},"to_store_id":2}}"#
+    ))
+    .await;
+    assert!(status == 400 && body.contains("transfer-leader"), "{body}");
+    let (status, _) =
+        add(r#"{"name":"transfer-leader","region_id":424242,"to_store_id":2}"#.into()).await;
+    assert_eq!(status, 404);
+    let (status, body) = add(format!(
+        r#"{{"name":"transfer-leader","region_id":{region_id},"to_store_id":3}}"#
+    ))
+    .await;
+    assert!(status == 400 || status == 409, "{status} {body}");
     server.shutdown().await.unwrap();
 }
 
@@ -445,6 +463,27 @@ async fn http_request(addr: std::net::SocketAddr, method: &str, path: &str) -> (
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8(buf).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text}"));
+    let (_, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, body.to_string())
+}
+
+/// A POST with a JSON body; returns the status code and the body.
+async fn http_post_json(addr: std::net::SocketAddr, path: &str, json: String) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{json}",
+        json.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();

@@ -4,6 +4,10 @@
 //!   records): conflicting updates, unique/primary-key/foreign-key races, failed statements;
 //! - threads racing for real: increments that must not be lost, a unique value claimed by many
 //!   at once, and a bank whose total must never change while transfers run.
+//!
+//! By default on a real 3-store cluster split along [`SPLIT_PLAN`]: every table here has its
+//! rows cut between regions, and its UNIQUE guards and index entries in regions of their own,
+//! so the races below are decided by multi-region two-phase commits.
 
 mod common;
 
@@ -15,6 +19,20 @@ use sqllogictest::{DBOutput, DefaultColumnType};
 use tinykv_sql::gluesql_core::executor::Payload;
 use tinykv_sql::gluesql_core::prelude::Value;
 use tinykv_sql::{Error, Session};
+
+/// Region boundaries of this binary's cluster: each test's namespace gets its tables split
+/// (see `common::SplitPlan`), rows cut at the primary keys the test uses.
+const SPLIT_PLAN: common::SplitPlan = common::SplitPlan {
+    namespace_starts: &["increments", "slt-", "unique-race"],
+    tables: &[
+        ("bank", &[2, 4]),
+        ("increments", &[]),
+        ("unique-race", &[100, 200]),
+        ("slt-conflicting_updates", &[2]),
+        ("slt-unique_races", &[3]),
+        ("slt-failed_statements", &[3]),
+    ],
+};
 
 /// One sqllogictest connection: a SQL session.
 struct SltSession(Session);

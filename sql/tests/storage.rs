@@ -1,17 +1,30 @@
 //! `SqlStorage` properties the GlueSQL suite does not check: what lands in the keyspace (index
 //! entries and guards follow every row change, DROP TABLE leaves nothing), paging across many
-//! pages in both index directions, and the format-version check.
+//! pages in both index directions, namespaces and the format-version check, and statements
+//! over tables that span regions. By default on a real 3-store cluster split along
+//! [`SPLIT_PLAN`] (see `common`).
 
 mod common;
-
-use std::sync::Arc;
 
 use tinykv_sql::gluesql_core::executor::Payload;
 use tinykv_sql::gluesql_core::prelude::Value;
 use tinykv_sql::keys::KeySpace;
-use tinykv_sql::{Config, Error, KvBackend, MemoryBackend, Session, SqlStorage, FORMAT_VERSION};
+use tinykv_sql::{Config, Error, KvBackend, Session, SqlStorage, FORMAT_VERSION};
 
-/// Every key of `namespace` on `backend`, read in one snapshot.
+/// Region boundaries of this binary's cluster: the tables of these tests are cut between
+/// regions at the primary keys given (see `common::SplitPlan`); the namespaces of the
+/// isolation test start regions of their own.
+const SPLIT_PLAN: common::SplitPlan = common::SplitPlan {
+    namespace_starts: &["one", "three", "two"],
+    tables: &[
+        ("lifecycle", &[10]),
+        ("paging", &[20, 40]),
+        ("renames", &[2]),
+        ("spread", &[10, 20, 30]),
+    ],
+};
+
+/// Every key of `config`'s namespace, read in one snapshot.
 fn keys_in(backend: &dyn KvBackend, config: &Config) -> Vec<Vec<u8>> {
     let (start, end) = KeySpace::new(&config.namespace).all();
     let mut txn = backend.begin().unwrap();
@@ -33,14 +46,14 @@ fn ints(session: &mut Session, sql: &str) -> Vec<i64> {
     }
 }
 
-fn fresh(namespace: &str) -> (Arc<MemoryBackend>, Config, Session) {
-    let backend = Arc::new(MemoryBackend::new());
-    let config = Config {
-        namespace: namespace.to_owned(),
-        ..Config::new_test_config()
-    };
-    let session = Session::open(backend.clone(), &config).unwrap();
-    (backend, config, session)
+/// A session in `namespace` on the shared backend, with that backend and the namespace's
+/// configuration for direct key-space checks.
+fn fresh(namespace: &str) -> (std::sync::Arc<dyn KvBackend>, Config, Session) {
+    (
+        common::backend(),
+        common::config(namespace),
+        common::session(namespace),
+    )
 }
 
 #[test]
@@ -129,11 +142,8 @@ fn renames_keep_data_indexes_and_guards() {
 
 #[test]
 fn namespaces_are_isolated_and_format_versions_checked() {
-    let backend = Arc::new(MemoryBackend::new());
-    let config = |ns: &str| Config {
-        namespace: ns.to_owned(),
-        ..Config::new_test_config()
-    };
+    let backend = common::backend();
+    let config = common::config;
     let mut one = Session::open(backend.clone(), &config("one")).unwrap();
     let mut two = Session::open(backend.clone(), &config("two")).unwrap();
     one.execute("CREATE TABLE t (id INT)").unwrap();
@@ -141,7 +151,7 @@ fn namespaces_are_isolated_and_format_versions_checked() {
     one.execute("INSERT INTO t VALUES (1)").unwrap();
     assert_eq!(ints(&mut two, "SELECT COUNT(*) FROM t"), vec![0]);
 
-    let key = KeySpace::new("three").format_version();
+    let key = common::keyspace("three").format_version();
     let mut txn = backend.begin().unwrap();
     txn.put(key, (FORMAT_VERSION + 1).to_be_bytes().to_vec())
         .unwrap();
@@ -172,4 +182,80 @@ fn bad_sql_is_an_error_never_a_panic() {
     s.execute("CREATE TABLE ok (id INT)").unwrap();
     s.execute("INSERT INTO ok VALUES (1)").unwrap();
     assert_eq!(ints(&mut s, "SELECT id FROM ok"), vec![1]);
+}
+
+/// A table cut into several regions (index entries, rows in four parts, UNIQUE guards): scans
+/// come back whole and in order, a statement writing every region commits all of it, a
+/// rolled-back or losing transaction leaves nothing, and no stray keys remain.
+#[test]
+fn statements_over_a_table_spanning_regions_are_all_or_nothing() {
+    let (backend, config, mut s) = fresh("spread");
+    let baseline = keys_in(&*backend, &config).len();
+    s.execute("CREATE TABLE s (id INT PRIMARY KEY, u INT UNIQUE, v INT)")
+        .unwrap();
+    s.execute("CREATE INDEX s_v ON s (v)").unwrap();
+    let values: Vec<String> = (0..40).map(|i| format!("({i}, {i}, {})", i % 4)).collect();
+    s.execute(&format!("INSERT INTO s VALUES {}", values.join(", ")))
+        .unwrap();
+    let (table_start, _) = common::keyspace("spread").table(1);
+    let (next_table, _) = common::keyspace("spread").table(2);
+    if let Some(regions) = common::regions_spanned(&table_start, &next_table) {
+        // Index entries, rows cut at 10, 20 and 30, guards.
+        assert!(regions >= 6, "table s spans only {regions} regions");
+    }
+    assert_eq!(
+        keys_in(&*backend, &config).len(),
+        baseline + 2 + 3 * 40,
+        "record, id allocator, and a row, an index entry and a guard per row"
+    );
+    assert_eq!(
+        ints(&mut s, "SELECT id FROM s"),
+        (0..40).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ints(&mut s, "SELECT id FROM s WHERE v = 3 ORDER BY id DESC"),
+        (0..40).filter(|i| i % 4 == 3).rev().collect::<Vec<_>>()
+    );
+
+    // One statement writing rows, entries and guards in every region.
+    s.execute("UPDATE s SET u = u + 1000, v = v + 10").unwrap();
+    assert_eq!(ints(&mut s, "SELECT SUM(v) FROM s"), vec![40 * 10 + 60]);
+    assert_eq!(
+        ints(&mut s, "SELECT COUNT(*) FROM s WHERE v = 10"),
+        vec![10]
+    );
+
+    // A transaction touching every region, rolled back: nothing of it is visible.
+    s.execute("BEGIN").unwrap();
+    s.execute("DELETE FROM s WHERE id < 5 OR id > 35").unwrap();
+    s.execute("UPDATE s SET v = 0").unwrap();
+    s.execute("INSERT INTO s VALUES (100, 5, 1)").unwrap();
+    s.execute("ROLLBACK").unwrap();
+    assert_eq!(ints(&mut s, "SELECT COUNT(*) FROM s"), vec![40]);
+    assert_eq!(ints(&mut s, "SELECT SUM(v) FROM s"), vec![40 * 10 + 60]);
+
+    // Two transactions writing the far ends of the table: the second to commit loses whole.
+    let mut other = common::session("spread");
+    s.execute("BEGIN").unwrap();
+    other.execute("BEGIN").unwrap();
+    s.execute("UPDATE s SET v = 1 WHERE id = 0 OR id = 39")
+        .unwrap();
+    other
+        .execute("UPDATE s SET v = 2 WHERE id = 15 OR id = 39")
+        .unwrap();
+    s.execute("COMMIT").unwrap();
+    let lost = other.execute("COMMIT").unwrap_err();
+    assert!(lost.is_retryable(), "expected a write conflict, got {lost}");
+    assert_eq!(
+        ints(
+            &mut s,
+            "SELECT v FROM s WHERE id IN (0, 15, 39) ORDER BY id"
+        ),
+        vec![1, 15 % 4 + 10, 1]
+    );
+    assert_eq!(
+        keys_in(&*backend, &config).len(),
+        baseline + 2 + 3 * 40,
+        "no stray keys from the rolled-back or losing transactions"
+    );
 }

@@ -26,6 +26,10 @@ pub enum Error {
     /// callers that want to see it, e.g. `KeyNotInRegion`).
     #[error("region error: {0:?}")]
     Region(Box<errorpb::Error>),
+    /// A service answered a transactional request with a gRPC status (a malformed request, or
+    /// a failure its response has no field for); never retried.
+    #[error("rpc failed: {0}")]
+    Rpc(Box<tonic::Status>),
     /// The store is not running (never started, or stopped).
     #[error("store {0} is not running")]
     StoreNotRunning(u64),

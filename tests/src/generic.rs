@@ -16,14 +16,20 @@
 //! every client's range is checked once more and deleted, and the cluster's invariants are
 //! checked: logs trimmed (`applied - truncated <= 2 x limit` on every store), regions split
 //! (`split`), no epoch violations reported to the scheduler.
+//!
+//! Every random choice of the driver (client operations, partitions, churn) comes from RNGs
+//! seeded from [`GenericTest::seed`] (random unless set); the seed is logged, and printed if the
+//! run fails, so a failing run's choices can be replayed with `.seed(s)`. (Thread timing is not
+//! replayed, so a replay retraces the same schedule of faults, not the exact interleaving.)
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
 use crate::cluster::{wait_for, Cluster};
 use crate::config::ClusterConfig;
@@ -53,6 +59,8 @@ pub struct GenericTest {
     pub rounds: usize,
     /// How long clients run in each round.
     pub round_time: Duration,
+    /// Seed of every random choice the driver makes (random if `None`).
+    pub seed: Option<u64>,
 }
 
 impl GenericTest {
@@ -70,7 +78,14 @@ impl GenericTest {
             split: false,
             rounds: 3,
             round_time: Duration::from_secs(5),
+            seed: None,
         }
+    }
+
+    /// See [`GenericTest::seed`](field@GenericTest::seed).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
     }
 
     /// See [`GenericTest::unreliable`](field@GenericTest::unreliable).
@@ -125,6 +140,9 @@ impl GenericTest {
     /// Runs the scenario; panics on the first broken expectation.
     pub fn run(&self) {
         crate::init_logging();
+        let seed = self.seed.unwrap_or_else(rand::random);
+        tracing::info!(seed, row = ?self, "generic test starts");
+        let _report = SeedReport(seed);
         let cfg = self.cluster_config();
         let gc_limit = cfg.raftstore.raft_log_gc_count_limit;
         let chaos_period = crate::election_timeout(&cfg.raftstore);
@@ -138,31 +156,43 @@ impl GenericTest {
             tracing::info!(round, "round starts");
             let done = Arc::new(AtomicBool::new(false));
             let stop = StopOnDrop(done.clone());
+            // One RNG per thread and round, all derived from the seed.
+            let rng = |salt: u64| {
+                StdRng::seed_from_u64(
+                    seed ^ (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        ^ salt.wrapping_mul(0xC2B2_AE3D_27D4_EB4F),
+                )
+            };
             let clients: Vec<JoinHandle<u64>> = (0..self.clients)
                 .map(|cli| {
-                    let (c, d) = (cluster.clone(), done.clone());
-                    spawn(format!("client-{cli}"), move || run_client(&c, cli, &d))
+                    let (c, d, r) = (cluster.clone(), done.clone(), rng(cli as u64 + 3));
+                    spawn(format!("client-{cli}"), move || run_client(&c, cli, &d, r))
                 })
                 .collect();
             let mut background = vec![];
             if self.unreliable || self.partitions {
-                let (c, d, t) = (cluster.clone(), done.clone(), self.clone());
+                let (c, d, t, r) = (cluster.clone(), done.clone(), self.clone(), rng(1));
                 background.push(spawn("chaos".into(), move || {
-                    t.network_chaos(&c, &d, chaos_period)
+                    t.network_chaos(&c, &d, chaos_period, r)
                 }));
             }
             if self.confchange {
-                let (c, d) = (cluster.clone(), done.clone());
-                background.push(spawn("confchange".into(), move || churn_membership(&c, &d)));
+                let (c, d, r) = (cluster.clone(), done.clone(), rng(2));
+                background.push(spawn("confchange".into(), move || {
+                    churn_membership(&c, &d, r)
+                }));
             }
             std::thread::sleep(self.round_time);
             drop(stop);
             for h in background {
                 join(h);
             }
+            // Heal the network before waiting for the clients: an operation still in flight
+            // may need a region whose peers the last partition split evenly (membership churn
+            // leaves regions with an even number of peers), which has no leader until then.
+            cluster.clear_filters();
             let appended: Vec<u64> = clients.into_iter().map(join).collect();
             tracing::info!(round, ?appended, "round clients stopped");
-            cluster.clear_filters();
             if self.crash {
                 for id in cluster.store_ids() {
                     cluster.stop_store(id);
@@ -224,7 +254,13 @@ impl GenericTest {
     /// Until `done`: every election timeout or so, repartition the stores into two random
     /// sides (`partitions`); keep a lossy, reordering network for the whole round
     /// (`unreliable`).
-    fn network_chaos(&self, cluster: &Cluster, done: &AtomicBool, period: Duration) {
+    fn network_chaos(
+        &self,
+        cluster: &Cluster,
+        done: &AtomicBool,
+        period: Duration,
+        mut rng: StdRng,
+    ) {
         let net = cluster.net();
         if self.unreliable {
             net.add_filter(RandomDrop::new(0.1));
@@ -236,7 +272,6 @@ impl GenericTest {
         if !sleep_unless(done, Duration::from_millis(300)) {
             return;
         }
-        let mut rng = rand::thread_rng();
         let mut current: Option<FilterId> = None;
         loop {
             let mut sides = (vec![], vec![]);
@@ -263,8 +298,7 @@ impl GenericTest {
 /// Until `done`: pick a random region and a random store; remove the store's peer if it has one
 /// (and is not the last), else add a fresh peer there; wait until the scheduler sees the change
 /// (or the round ends), pause up to 200 ms, repeat.
-fn churn_membership(cluster: &Cluster, done: &AtomicBool) {
-    let mut rng = rand::thread_rng();
+fn churn_membership(cluster: &Cluster, done: &AtomicBool, mut rng: StdRng) {
     if !sleep_unless(done, Duration::from_millis(100)) {
         return;
     }
@@ -312,8 +346,7 @@ fn churn_membership(cluster: &Cluster, done: &AtomicBool) {
 }
 
 /// One client's loop until `done`; returns how many keys it appended.
-fn run_client(cluster: &Cluster, cli: usize, done: &AtomicBool) -> u64 {
-    let mut rng = rand::thread_rng();
+fn run_client(cluster: &Cluster, cli: usize, done: &AtomicBool, mut rng: StdRng) -> u64 {
     let mut n = 0u64;
     while !done.load(Ordering::Relaxed) {
         if rng.gen_bool(0.5) {
@@ -362,6 +395,20 @@ pub fn key(cli: usize, j: u64) -> Vec<u8> {
 /// Value of client `cli`'s `j`-th append.
 pub fn value(cli: usize, j: u64) -> Vec<u8> {
     format!("x {cli} {j} y").into_bytes()
+}
+
+/// Prints the run's seed if it fails, so its random choices can be replayed.
+struct SeedReport(u64);
+
+impl Drop for SeedReport {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "GenericTest failed with seed {0}; replay its choices with `.seed({0})`",
+                self.0
+            );
+        }
+    }
 }
 
 /// Sets the flag when dropped, so helper threads stop even if the test body panics.

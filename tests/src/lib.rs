@@ -22,6 +22,9 @@
 //! - [`pd`]: the mock scheduler implementing `raftstore::pd_client::PdClient`.
 //! - [`GenericTest`]: the parameterised randomized scenario the raftstore suites are built from.
 //! - [`cmd`]: `raft_cmdpb` request builders.
+//! - [`txn_client`]: transactional (kvproto) requests through each store's real `tikvpb.Tikv`
+//!   service over `RaftStorage`, routed to region leaders with region-error retries, and a local
+//!   TSO-shaped clock.
 //!
 //! Suites in `tests/tests/` (one binary per course stage) use this library; see `docs/SUITES.md`.
 
@@ -32,6 +35,7 @@ pub mod errors;
 pub mod generic;
 pub mod pd;
 pub mod transport;
+pub mod txn_client;
 
 use std::time::Duration;
 

@@ -2,11 +2,12 @@
 //!
 //! One `impl Tikv` (tonic requires a single impl block) that only routes: each RPC is handled in
 //! the module of its area — [`raw`] for the raw API, [`txn`] for transactions, [`raft`] for the
-//! store-to-store raft and snapshot streams (cluster mode only). RPCs not listed here answer
-//! UNIMPLEMENTED (tonic's generated defaults).
+//! store-to-store raft and snapshot streams (cluster mode only), [`split`] for `SplitRegion`.
+//! RPCs not listed here answer UNIMPLEMENTED (tonic's generated defaults).
 
 mod raft;
 mod raw;
+mod split;
 mod txn;
 
 use std::sync::Arc;
@@ -86,14 +87,19 @@ impl<S: Storage> TikvService<S> {
 /// Routes one RPC to its handler: `route!(module::function, request)`.
 macro_rules! route {
     ($self:ident, $handler:path, $req:ident) => {
-        $handler(&$self.ctx, $req.into_inner()).await.map(Response::new)
+        $handler(&$self.ctx, $req.into_inner())
+            .await
+            .map(Response::new)
     };
 }
 
 #[tonic::async_trait]
 impl<S: Storage> Tikv for TikvService<S> {
     // ---- raw API ----
-    async fn raw_get(&self, req: Request<RawGetRequest>) -> Result<Response<RawGetResponse>, Status> {
+    async fn raw_get(
+        &self,
+        req: Request<RawGetRequest>,
+    ) -> Result<Response<RawGetResponse>, Status> {
         route!(self, raw::get, req)
     }
     async fn raw_batch_get(
@@ -102,7 +108,10 @@ impl<S: Storage> Tikv for TikvService<S> {
     ) -> Result<Response<RawBatchGetResponse>, Status> {
         route!(self, raw::batch_get, req)
     }
-    async fn raw_put(&self, req: Request<RawPutRequest>) -> Result<Response<RawPutResponse>, Status> {
+    async fn raw_put(
+        &self,
+        req: Request<RawPutRequest>,
+    ) -> Result<Response<RawPutResponse>, Status> {
         route!(self, raw::put, req)
     }
     async fn raw_batch_put(
@@ -123,7 +132,10 @@ impl<S: Storage> Tikv for TikvService<S> {
     ) -> Result<Response<RawBatchDeleteResponse>, Status> {
         route!(self, raw::batch_delete, req)
     }
-    async fn raw_scan(&self, req: Request<RawScanRequest>) -> Result<Response<RawScanResponse>, Status> {
+    async fn raw_scan(
+        &self,
+        req: Request<RawScanRequest>,
+    ) -> Result<Response<RawScanResponse>, Status> {
         route!(self, raw::scan, req)
     }
     async fn raw_batch_scan(
@@ -164,7 +176,10 @@ impl<S: Storage> Tikv for TikvService<S> {
     ) -> Result<Response<PrewriteResponse>, Status> {
         route!(self, txn::prewrite, req)
     }
-    async fn kv_commit(&self, req: Request<CommitRequest>) -> Result<Response<CommitResponse>, Status> {
+    async fn kv_commit(
+        &self,
+        req: Request<CommitRequest>,
+    ) -> Result<Response<CommitResponse>, Status> {
         route!(self, txn::commit, req)
     }
     async fn kv_batch_rollback(
@@ -173,7 +188,10 @@ impl<S: Storage> Tikv for TikvService<S> {
     ) -> Result<Response<BatchRollbackResponse>, Status> {
         route!(self, txn::batch_rollback, req)
     }
-    async fn kv_cleanup(&self, req: Request<CleanupRequest>) -> Result<Response<CleanupResponse>, Status> {
+    async fn kv_cleanup(
+        &self,
+        req: Request<CleanupRequest>,
+    ) -> Result<Response<CleanupResponse>, Status> {
         route!(self, txn::cleanup, req)
     }
     async fn kv_check_txn_status(
@@ -217,6 +235,14 @@ impl<S: Storage> Tikv for TikvService<S> {
         req: Request<PessimisticRollbackRequest>,
     ) -> Result<Response<PessimisticRollbackResponse>, Status> {
         route!(self, txn::pessimistic_rollback, req)
+    }
+
+    // ---- region management (cluster mode) ----
+    async fn split_region(
+        &self,
+        req: Request<SplitRegionRequest>,
+    ) -> Result<Response<SplitRegionResponse>, Status> {
+        route!(self, split::split_region, req)
     }
 
     // ---- store-to-store raft (cluster mode) ----

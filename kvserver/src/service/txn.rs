@@ -257,7 +257,10 @@ fn prewrite_command(limits: &Limits, req: PrewriteRequest) -> RpcResult<txn::Pre
     check_ts("start_version", req.start_version)?;
     check_key(limits, &req.primary_lock)?;
     let pessimistic = req.for_update_ts != 0;
-    if !req.pessimistic_actions.is_empty() && req.pessimistic_actions.len() != req.mutations.len() {
+    // Actions pair with mutations by position. More actions than mutations are ignored, as
+    // TiKV does: TiKV's client splits a pessimistic prewrite's mutations by region but sends
+    // every shard the whole action list. Fewer would leave mutations without one.
+    if !req.pessimistic_actions.is_empty() && req.pessimistic_actions.len() < req.mutations.len() {
         return Err(invalid(format!(
             "{} pessimistic actions for {} mutations",
             req.pessimistic_actions.len(),

@@ -95,4 +95,20 @@ pub trait Storage: Clone + Send + Sync + 'static {
 
     /// Takes a consistent snapshot that reflects every write acknowledged before the call.
     fn snapshot(&self, ctx: &Context) -> impl Future<Output = Result<RegionSnapshot>> + Send;
+
+    /// Splits the region `ctx` names at `split_keys` (keys as stored, sorted and distinct) and
+    /// returns every resulting region in key order. Only storages with regions can split; the
+    /// default refuses.
+    fn split_region(
+        &self,
+        ctx: &Context,
+        split_keys: Vec<Vec<u8>>,
+    ) -> impl Future<Output = Result<Vec<proto::metapb::Region>>> + Send {
+        let _ = (ctx, split_keys);
+        async {
+            Err(crate::errors::Error::InvalidArgument(
+                "this server has a single region and cannot split it (cluster mode only)".into(),
+            ))
+        }
+    }
 }

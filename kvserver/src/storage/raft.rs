@@ -140,6 +140,33 @@ impl Storage for RaftStorage {
             .map(|_| ())
     }
 
+    async fn split_region(
+        &self,
+        ctx: &Context,
+        split_keys: Vec<Vec<u8>>,
+    ) -> Result<Vec<proto::metapb::Region>> {
+        let epoch = ctx.region_epoch.unwrap_or_default();
+        let split = self.router.execute_split(ctx.region_id, epoch, split_keys);
+        let resp = match tokio::time::timeout(self.timeout, split).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => return Err(store_error(e)),
+            Err(_) => {
+                return Err(Error::Other(format!(
+                    "split not answered within {:?}",
+                    self.timeout
+                )))
+            }
+        };
+        if let Some(e) = resp.error() {
+            return Err(Error::Region(Box::new(e.clone())));
+        }
+        resp.response
+            .admin_response
+            .and_then(|a| a.splits)
+            .map(|s| s.regions)
+            .ok_or_else(|| Error::Other("split answered without the resulting regions".into()))
+    }
+
     async fn snapshot(&self, ctx: &Context) -> Result<RegionSnapshot> {
         let snap = Request {
             cmd_type: CmdType::Snap as i32,
@@ -147,7 +174,9 @@ impl Storage for RaftStorage {
             ..Default::default()
         };
         let resp = self.execute(ctx, vec![snap]).await?;
+        let term = resp.response.header.as_ref().map_or(0, |h| h.current_term);
         resp.snapshot
+            .map(|s| s.with_term(term))
             .ok_or_else(|| Error::Other("snap request answered without a snapshot".into()))
     }
 }
@@ -335,6 +364,39 @@ mod tests {
             let snap = storage.snapshot(&ctx).await.unwrap();
             assert_eq!(snap.get_value_cf("default", b"a").unwrap().unwrap(), b"1");
             assert_eq!(snap.get_value_cf("lock", b"b").unwrap().unwrap(), b"2");
+            // The snapshot carries the leader's term; a write claiming a term two behind it
+            // (computed before leadership moved away and back) is refused.
+            let term = snap.term();
+            assert!(term > 2, "snapshot term {term}");
+            let e = storage
+                .write(
+                    &Context {
+                        term: term - 2,
+                        ..ctx.clone()
+                    },
+                    vec![Modify::Delete {
+                        cf: "default",
+                        key: b"a".to_vec(),
+                    }],
+                )
+                .await
+                .unwrap_err();
+            assert!(e.region_error().unwrap().stale_command.is_some(), "{e:?}");
+            let same_term = Context {
+                term,
+                ..ctx.clone()
+            };
+            storage
+                .write(
+                    &same_term,
+                    vec![Modify::Put {
+                        cf: "default",
+                        key: b"c".to_vec(),
+                        value: b"3".to_vec(),
+                    }],
+                )
+                .await
+                .unwrap();
             storage
                 .write(
                     &ctx,

@@ -58,6 +58,15 @@ pub fn unlatched_key<'m>(guard: &LatchGuard, modifies: &'m [Modify]) -> Option<&
     })
 }
 
+/// The context of a write computed from a snapshot served in `snapshot_term` (0: not from Raft).
+fn write_context(ctx: &Context, snapshot_term: u64) -> Context {
+    let mut ctx = ctx.clone();
+    if snapshot_term != 0 {
+        ctx.term = snapshot_term;
+    }
+    ctx
+}
+
 /// Runs transactional commands over one storage and latch table.
 pub struct Executor<'a, S: Storage> {
     storage: &'a S,
@@ -89,6 +98,9 @@ impl<'a, S: Storage> Executor<'a, S> {
     /// 5. check every mutated key was latched (a command writing an unlatched key is a bug that
     ///    would break isolation; it panics),
     /// 6. write the whole buffer atomically (nothing if `f` failed), then release the latches.
+    ///    The write carries the snapshot's Raft term: latches only serialize commands on this
+    ///    store, so if leadership moved away (another leader may have written these keys) and
+    ///    came back since the snapshot, the store refuses the write (`StaleCommand`).
     pub async fn write<T, F>(&self, ctx: &Context, start_ts: u64, keys: Vec<Key>, f: F) -> Result<T>
     where
         F: FnOnce(&mut MvccReader, &mut MvccTxn) -> Result<T> + Send + 'static,
@@ -96,6 +108,7 @@ impl<'a, S: Storage> Executor<'a, S> {
     {
         let guard = self.latches.acquire(&keys).await;
         let snap = self.storage.snapshot(ctx).await?;
+        let write_ctx = write_context(ctx, snap.term());
         for key in &keys {
             check_key_in_region(key, snap.region())?;
         }
@@ -113,7 +126,7 @@ impl<'a, S: Storage> Executor<'a, S> {
             );
         }
         if !modifies.is_empty() {
-            self.storage.write(ctx, modifies).await?;
+            self.storage.write(&write_ctx, modifies).await?;
         }
         drop(guard);
         Ok(out)
@@ -165,6 +178,60 @@ mod tests {
             end_key: vec![],
         }];
         assert!(unlatched_key(&guard, &range).is_some());
+    }
+
+    /// A storage whose snapshots claim Raft term 7 and which records the term of each write.
+    #[derive(Clone)]
+    struct TermRecorder {
+        inner: crate::storage::StandaloneStorage,
+        terms: std::sync::Arc<parking_lot::Mutex<Vec<u64>>>,
+    }
+
+    impl Storage for TermRecorder {
+        async fn write(&self, ctx: &Context, batch: Vec<Modify>) -> Result<()> {
+            self.terms.lock().push(ctx.term);
+            self.inner.write(ctx, batch).await
+        }
+
+        async fn snapshot(&self, ctx: &Context) -> Result<crate::storage::RegionSnapshot> {
+            Ok(self.inner.snapshot(ctx).await?.with_term(7))
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_carry_the_term_of_their_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = TermRecorder {
+            inner: crate::storage::StandaloneStorage::open(
+                dir.path(),
+                &raft_core::config::EngineConfig::new_test_config(),
+            )
+            .unwrap(),
+            terms: Default::default(),
+        };
+        let latches = Latches::new(64);
+        let exec = Executor::new(&storage, &latches);
+        let key = Key::from_raw(b"k");
+        let k = key.clone();
+        exec.write(&Context::default(), 10, vec![key], move |_, txn| {
+            txn.put_value(&k, b"v".to_vec());
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(*storage.terms.lock(), [7]);
+        // Without a Raft term (standalone), the client's context is kept as it is.
+        assert_eq!(
+            write_context(
+                &Context {
+                    term: 3,
+                    ..Default::default()
+                },
+                0
+            )
+            .term,
+            3
+        );
     }
 
     #[test]

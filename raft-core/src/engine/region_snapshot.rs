@@ -15,12 +15,30 @@ use crate::keys;
 pub struct RegionSnapshot {
     snap: RocksSnapshot,
     region: Region,
+    term: u64,
 }
 
 impl RegionSnapshot {
     /// Wraps `snap` so it only exposes the data of `region`.
     pub fn new(snap: RocksSnapshot, region: Region) -> RegionSnapshot {
-        RegionSnapshot { snap, region }
+        RegionSnapshot {
+            snap,
+            region,
+            term: 0,
+        }
+    }
+
+    /// The same view, marked as served by the region's Raft leader in `term`.
+    pub fn with_term(mut self, term: u64) -> RegionSnapshot {
+        self.term = term;
+        self
+    }
+
+    /// The Raft term in which the leader served this view; 0 if it did not come from Raft.
+    /// Writes computed from the view carry it, so a leader that lost and regained leadership
+    /// since refuses them (`StaleCommand`) instead of writing over data the view never saw.
+    pub fn term(&self) -> u64 {
+        self.term
     }
 
     /// The region whose range bounds this view.

@@ -74,11 +74,10 @@ impl ApplyFsm {
                     ctx.flush();
                     self.stopped = true;
                     let region_id = self.delegate.region_id;
-                    if ctx
-                        .router
-                        .force_send_peer(region_id, crate::msg::PeerMsg::ApplyDestroyed)
-                        .is_err()
-                    {
+                    let msg = crate::msg::PeerMsg::ApplyDestroyed {
+                        incarnation: self.delegate.incarnation,
+                    };
+                    if ctx.router.force_send_peer(region_id, msg).is_err() {
                         tracing::debug!(region_id, "peer gone before its apply fsm stopped");
                     }
                     break;

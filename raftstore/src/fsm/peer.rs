@@ -49,20 +49,30 @@ impl PeerFsm {
                 break;
             };
             match msg {
-                PeerMsg::RaftMessage(m) => self.peer.on_raft_message(*m),
+                PeerMsg::RaftMessage(m) => self.peer.on_raft_message(ctx, *m),
                 PeerMsg::RaftCommand(c) => {
                     let c = *c;
+                    if self.peer.is_destroyed() {
+                        let region_id = self.peer.region_id;
+                        c.callback.fail(Error::RegionNotFound(region_id), 0);
+                        continue;
+                    }
                     self.peer.on_raft_command(ctx, c.request, c.callback)
                 }
                 PeerMsg::Tick(ticks) => self.on_ticks(ctx, ticks),
-                PeerMsg::ApplyRes(res) => self.peer.on_apply_res(*res),
+                PeerMsg::ApplyRes(res) => self.peer.on_apply_res(ctx, *res),
                 PeerMsg::Unreachable { to_peer_id } => {
-                    self.peer.group_mut().report_unreachable(to_peer_id)
+                    if !self.peer.pending_destroy {
+                        self.peer.group_mut().report_unreachable(to_peer_id)
+                    }
                 }
                 PeerMsg::SnapshotStatus {
                     to_peer_id,
                     finished,
                 } => {
+                    if self.peer.pending_destroy {
+                        continue;
+                    }
                     let status = if finished {
                         SnapshotStatus::Finish
                     } else {
@@ -71,9 +81,21 @@ impl PeerFsm {
                     self.peer.group_mut().report_snapshot(to_peer_id, status)
                 }
                 PeerMsg::SchedulerOperator(resp) => self.peer.on_scheduler_operator(ctx, *resp),
-                PeerMsg::Start => self.peer.heartbeat_due = self.peer.is_leader(),
+                PeerMsg::SplitCheckResult(res) => self.peer.on_split_check_result(ctx, *res),
+                PeerMsg::AskSplit(ask) => self.peer.on_ask_split(ctx, *ask),
+                PeerMsg::SplitInit(init) => self.on_split_init(ctx, *init),
+                PeerMsg::StaleCheck { peer_id, region } => {
+                    self.peer.on_stale_check(ctx, peer_id, region.map(|r| *r))
+                }
+                PeerMsg::Start => {
+                    self.peer.heartbeat_due = self.peer.is_leader();
+                    self.peer.maybe_campaign_on_start();
+                }
                 PeerMsg::Destroy => self.peer.start_destroy(ctx),
-                PeerMsg::ApplyDestroyed => self.peer.finish_destroy(ctx, &mut self.stopped),
+                PeerMsg::ApplyDestroyed { incarnation } => {
+                    self.peer
+                        .finish_destroy(ctx, incarnation, &mut self.stopped)
+                }
             }
         }
         if !self.stopped {
@@ -83,17 +105,32 @@ impl PeerFsm {
     }
 
     fn on_ticks<T: Transport>(&mut self, ctx: &mut PollContext<T>, ticks: PeerTicks) {
-        if self.peer.pending_destroy {
+        let peer = &mut self.peer;
+        if peer.pending_destroy {
             return;
         }
         if ticks.contains(PeerTicks::RAFT) {
-            self.peer.group_mut().tick();
+            peer.group_mut().tick();
+            peer.ticks += 1;
+            if peer.pending_remove {
+                // A removed leader keeps replicating until the others learned its removal.
+                return peer.tick_remove_wait(ctx);
+            }
+            peer.tick_leader_missing(ctx);
+        }
+        if peer.pending_remove {
+            return;
         }
         if ticks.contains(PeerTicks::RAFT_LOG_GC) {
-            self.peer.on_raft_log_gc_tick(ctx);
+            peer.on_raft_log_gc_tick(ctx);
         }
-        if ticks.contains(PeerTicks::PD_HEARTBEAT) && self.peer.is_leader() {
-            self.peer.heartbeat_due = true;
+        if ticks.contains(PeerTicks::PD_HEARTBEAT) && peer.is_leader() {
+            peer.heartbeat_due = true;
+            // Retries leaving a joint state a previous leader entered.
+            peer.maybe_leave_joint(ctx);
+        }
+        if ticks.contains(PeerTicks::SPLIT_CHECK) {
+            peer.on_split_check_tick(ctx);
         }
     }
 }

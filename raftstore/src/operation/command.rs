@@ -52,9 +52,7 @@ impl CmdKind {
             CmdKind::Admin(t) => match t {
                 AdminCmdType::CompactLog | AdminCmdType::InvalidAdmin => (false, false),
                 AdminCmdType::ChangePeer | AdminCmdType::ChangePeerV2 => (false, true),
-                #[allow(deprecated)]
-                AdminCmdType::Split => (true, false),
-                AdminCmdType::BatchSplit => (true, false),
+                // Splits map new peer ids to members by position: membership must match too.
                 _ => (true, true),
             },
         };
@@ -97,8 +95,14 @@ pub(crate) fn classify(req: &RaftCmdRequest) -> Result<CmdKind> {
                 "admin and normal requests cannot be mixed".into(),
             ));
         }
+        #[allow(deprecated)]
         return match admin.cmd_type() {
-            t @ (AdminCmdType::CompactLog | AdminCmdType::TransferLeader) => Ok(CmdKind::Admin(t)),
+            t @ (AdminCmdType::CompactLog
+            | AdminCmdType::TransferLeader
+            | AdminCmdType::ChangePeer
+            | AdminCmdType::ChangePeerV2
+            | AdminCmdType::BatchSplit
+            | AdminCmdType::Split) => Ok(CmdKind::Admin(t)),
             AdminCmdType::InvalidAdmin => {
                 Err(Error::InvalidRequest("invalid admin command".into()))
             }
@@ -253,7 +257,7 @@ impl Peer {
                 });
             }
         }
-        if self.pending_destroy || !self.group().storage().is_initialized() {
+        if self.pending_destroy || self.pending_remove || !self.group().storage().is_initialized() {
             return Err(Error::RegionNotFound(self.region_id));
         }
         if kind == CmdKind::Status {
@@ -284,25 +288,63 @@ impl Peer {
         {
             Ok(k) => k,
             Err(e) => {
+                let e = self.with_split_siblings(ctx, e);
                 tracing::debug!(region_id = self.region_id, peer_id = self.meta.id, error = %e, "command refused");
                 return cb.fail(e, term);
             }
         };
+        #[allow(deprecated)]
         match kind {
             CmdKind::Read => self.push_read(req, cb),
             CmdKind::Write => self.push_write(ctx, req, cb),
             CmdKind::Status => cb.done(self.status_response(&req)),
-            CmdKind::Admin(AdminCmdType::TransferLeader) => self.on_transfer_leader_cmd(req, cb),
-            CmdKind::Admin(_) => {
-                // Admin commands are never merged; keep their order relative to writes.
+            CmdKind::Admin(AdminCmdType::TransferLeader) => {
+                self.on_transfer_leader_cmd(ctx, req, cb)
+            }
+            CmdKind::Admin(AdminCmdType::ChangePeer | AdminCmdType::ChangePeerV2) => {
                 self.propose_pending_write(ctx);
-                let size = req.encoded_len() as u64;
-                if let Err(e) = self.check_size(ctx, size) {
+                self.propose_conf_change_cmd(ctx, req, cb);
+            }
+            CmdKind::Admin(AdminCmdType::BatchSplit | AdminCmdType::Split) => {
+                let checked = crate::apply::split_requests(
+                    req.admin_request.as_ref().expect("classified as admin"),
+                )
+                .and_then(|(requests, _)| crate::apply::validate_split(self.region(), &requests));
+                if let Err(e) = checked {
                     return cb.fail(e, term);
                 }
-                self.propose(ctx, req, ProposalCb::new(cb, 0));
+                self.propose_admin(ctx, req, cb);
             }
+            CmdKind::Admin(_) => self.propose_admin(ctx, req, cb),
         }
+    }
+
+    /// An `EpochNotMatch` names the regions a recent split made next to this one too, so the
+    /// client can route keys of the old range without asking the scheduler.
+    pub(crate) fn with_split_siblings<T>(&self, ctx: &PollContext<T>, e: Error) -> Error {
+        match e {
+            Error::EpochNotMatch { message, .. } => Error::EpochNotMatch {
+                message,
+                regions: ctx.store_meta.lock().with_right_siblings(self.region()),
+            },
+            other => other,
+        }
+    }
+
+    /// Proposes an admin command as its own entry.
+    fn propose_admin<T: Transport>(
+        &mut self,
+        ctx: &mut PollContext<T>,
+        req: RaftCmdRequest,
+        cb: Callback,
+    ) {
+        // Admin commands are never merged; keep their order relative to writes.
+        self.propose_pending_write(ctx);
+        let size = req.encoded_len() as u64;
+        if let Err(e) = self.check_size(ctx, size) {
+            return cb.fail(e, self.term());
+        }
+        self.propose(ctx, req, ProposalCb::new(cb, 0));
     }
 
     fn check_size<T>(&self, ctx: &PollContext<T>, size: u64) -> Result<()> {
@@ -385,9 +427,13 @@ impl Peer {
             Err(rejected) => {
                 let err = match rejected.error {
                     raft_core::Error::NotLeader { .. } => self.not_leader(),
-                    raft_core::Error::Raft(raft::Error::ProposalDropped) => Error::ServerIsBusy(
-                        "proposal dropped by raft (leadership transfer in progress)".into(),
-                    ),
+                    // Dropped while leadership is being handed over: NotLeader without a
+                    // hint, as TiKV answers, so clients look the leader up again. TiKV's
+                    // clients do not retry ServerIsBusy (docs/COMPATIBILITY.md).
+                    raft_core::Error::Raft(raft::Error::ProposalDropped) => Error::NotLeader {
+                        region_id: self.region_id,
+                        leader: None,
+                    },
                     other => other.into(),
                 };
                 rejected.callback.fail_with(err, self.term());
@@ -424,8 +470,14 @@ impl Peer {
     }
 
     /// `TransferLeader` is not replicated: the leader asks raft-rs directly and answers at once
-    /// (the caller watches the leader change through heartbeats or status).
-    fn on_transfer_leader_cmd(&mut self, req: RaftCmdRequest, cb: Callback) {
+    /// (the caller watches the leader change through heartbeats or status). Refused (see
+    /// [`Peer::transfer_leader`]) when the target could not take over soon.
+    fn on_transfer_leader_cmd<T>(
+        &mut self,
+        ctx: &PollContext<T>,
+        req: RaftCmdRequest,
+        cb: Callback,
+    ) {
         let admin = req.admin_request.as_ref().expect("classified as admin");
         let Some(target) = admin.transfer_leader.as_ref().and_then(|t| t.peer) else {
             return cb.fail(
@@ -433,7 +485,9 @@ impl Peer {
                 self.term(),
             );
         };
-        self.transfer_leader(&target);
+        if let Err(e) = self.transfer_leader(&ctx.cfg, &target) {
+            return cb.fail(e, self.term());
+        }
         let mut resp = cmd_resp::new_resp(self.term());
         resp.admin_response = Some(AdminResponse {
             cmd_type: AdminCmdType::TransferLeader as i32,
@@ -446,28 +500,69 @@ impl Peer {
         });
     }
 
-    /// Starts handing leadership to `target` if it is a member.
-    pub(crate) fn transfer_leader(&mut self, target: &proto::metapb::Peer) {
+    /// Starts handing leadership to `target` (a no-op for this peer itself). Refused when the
+    /// target is not a voter of the region, when a membership change is still being applied
+    /// (the new leader could commit a change it is not part of), when the target is being
+    /// sent a snapshot, when it has not answered within the last election timeout, or when its
+    /// log lags by more than `leader-transfer-max-log-lag` entries: raft-rs would stop taking
+    /// proposals until it caught up.
+    pub(crate) fn transfer_leader(
+        &mut self,
+        cfg: &crate::config::RaftstoreConfig,
+        target: &proto::metapb::Peer,
+    ) -> Result<()> {
         if target.id == self.meta.id {
-            return;
+            return Ok(());
         }
-        if !self.region().peers.iter().any(|p| p.id == target.id) {
-            tracing::warn!(
-                region_id = self.region_id,
-                peer_id = self.meta.id,
-                target = target.id,
-                "transfer leader to a non-member ignored"
-            );
-            return;
+        let busy = |why: String| {
+            Err(Error::ServerIsBusy(format!(
+                "transfer leader refused: {why}"
+            )))
+        };
+        let is_voter = self
+            .region()
+            .peers
+            .iter()
+            .any(|p| p.id == target.id && p.role() != proto::metapb::PeerRole::Learner);
+        if !is_voter {
+            return Err(Error::InvalidRequest(format!(
+                "transfer leader to peer {} which is not a voter of region {}",
+                target.id, self.region_id
+            )));
+        }
+        let raft = &self.group().raw_node().raft;
+        if raft.has_pending_conf() {
+            return busy("a membership change is being applied".into());
+        }
+        let Some(pr) = raft.prs().get(target.id) else {
+            return busy(format!("no progress known for peer {}", target.id));
+        };
+        if pr.state == raft::ProgressState::Snapshot || pr.pending_request_snapshot != 0 {
+            return busy(format!("peer {} is receiving a snapshot", target.id));
+        }
+        // check_quorum clears this each election timeout unless the peer answered: a peer on a
+        // crashed store (the scheduler may not know yet) would never take over, and raft-rs
+        // drops every proposal until the transfer times out.
+        if !pr.recent_active {
+            return busy(format!("peer {} has not answered recently", target.id));
+        }
+        let lag = raft.raft_log.last_index().saturating_sub(pr.matched);
+        if lag > cfg.leader_transfer_max_log_lag {
+            return busy(format!(
+                "peer {} lags {lag} entries (limit {})",
+                target.id, cfg.leader_transfer_max_log_lag
+            ));
         }
         tracing::info!(
             region_id = self.region_id,
             peer_id = self.meta.id,
             term = self.term(),
             target = target.id,
+            lag,
             "transferring leadership"
         );
         self.group_mut().transfer_leader(target.id);
+        Ok(())
     }
 }
 

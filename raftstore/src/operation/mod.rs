@@ -4,15 +4,24 @@
 //!
 //! - [`command`]: client commands: classification, header checks, merged write proposals,
 //!   status queries, `TransferLeader`.
+//! - [`conf_change`]: `ChangePeer`/`ChangePeerV2` proposals, removing the leader, leaving joint
+//!   states.
+//! - [`split`]: size checks, asking for split ids, what a replica does after a split.
 //! - [`read`]: batched read-index reads.
 //! - [`ready`]: the round's one `handle_raft_ready`, incoming raft messages, apply results.
+//! - [`snapshot`]: keeping received snapshots from overlapping other regions.
 //! - [`compact_log`]: raft-log GC decisions.
-//! - [`life`]: peer creation and destruction.
+//! - [`life`]: peer creation (from messages, by splits) and destruction.
+//! - [`stale`]: finding out that this peer was removed, telling removed peers so.
 //! - [`pd`]: region heartbeats and scheduler operators.
 
 pub mod command;
 pub mod compact_log;
+pub mod conf_change;
 pub mod life;
 pub mod pd;
 pub mod read;
 pub mod ready;
+pub mod snapshot;
+pub mod split;
+pub mod stale;

@@ -27,6 +27,7 @@ use raft_core::convert::{IntoProto, TryIntoRaft};
 use raft_core::engine::{KvEngine, WriteBatch};
 use raft_core::RoleChange;
 
+use crate::apply::ExecResult;
 use crate::fsm::apply::ApplyMsg;
 use crate::fsm::peer::PeerFsm;
 use crate::msg::ApplyRes;
@@ -50,6 +51,10 @@ pub(crate) fn handle_raft_ready<T: Transport>(
         if !peer.group().has_ready() {
             continue;
         }
+        if !peer.reserve_snapshot_range(ctx) {
+            peer.ready_blocked = true;
+            continue;
+        }
         match peer
             .group_mut()
             .collect_ready(&mut ctx.kv_wb, &mut ctx.raft_wb)
@@ -57,6 +62,9 @@ pub(crate) fn handle_raft_ready<T: Transport>(
             Some(mut collected) => {
                 must_sync |= collected.must_sync;
                 has_snapshot |= collected.snapshot.is_some();
+                if let Some(snap) = &collected.snapshot {
+                    peer.on_snapshot_collected(ctx, &snap.prev_region, &snap.region);
+                }
                 let early = std::mem::take(&mut collected.messages);
                 sent_early |= !early.is_empty();
                 peer.send_raft_messages(ctx, early);
@@ -205,7 +213,11 @@ impl Peer {
     }
 
     /// A raft message from another store.
-    pub(crate) fn on_raft_message(&mut self, msg: RaftMessage) {
+    pub(crate) fn on_raft_message<T: Transport>(
+        &mut self,
+        ctx: &mut PollContext<T>,
+        msg: RaftMessage,
+    ) {
         let region_id = self.region_id;
         if self.pending_destroy {
             return;
@@ -216,17 +228,14 @@ impl Peer {
                 region_id,
                 peer_id = self.meta.id,
                 to,
-                "message for another peer id dropped"
+                "message for another peer id"
             );
-            return;
+            return self.on_message_for_other_peer(ctx, to);
         }
         if msg.is_tombstone {
-            // Destruction of removed peers comes with membership changes.
-            tracing::debug!(
-                region_id,
-                peer_id = self.meta.id,
-                "tombstone message ignored"
-            );
+            return self.on_gc_message(ctx, &msg);
+        }
+        if self.maybe_reply_tombstone(ctx, &msg) {
             return;
         }
         if let Some(from) = msg.from_peer {
@@ -242,17 +251,27 @@ impl Peer {
                 return;
             }
         };
+        use raft::eraftpb::MessageType;
+        match m.get_msg_type() {
+            MessageType::MsgSnapshot => {
+                if !self.check_snapshot(ctx, &m) {
+                    return;
+                }
+                self.leader_missing_ticks = 0;
+            }
+            MessageType::MsgAppend | MessageType::MsgHeartbeat => self.leader_missing_ticks = 0,
+            _ => {}
+        }
         if let Err(e) = self.group_mut().step(m) {
             tracing::debug!(region_id, peer_id = self.meta.id, error = %e, "raft message refused");
         }
     }
 
     /// The applier made a task durable.
-    pub(crate) fn on_apply_res(&mut self, res: ApplyRes) {
+    pub(crate) fn on_apply_res<T: Transport>(&mut self, ctx: &mut PollContext<T>, res: ApplyRes) {
         if res.peer_id != self.meta.id || self.is_destroyed() {
             return;
         }
-        let region_changed = res.result.region.is_some() || !res.result.conf_changes.is_empty();
         let before = self.group().storage().truncated_index();
         self.group_mut().on_applied(res.result);
         let after = self.group().storage().truncated_index();
@@ -266,9 +285,29 @@ impl Peer {
         }
         self.written_bytes += res.written_bytes;
         self.written_keys += res.written_keys;
-        if region_changed {
-            self.refresh_peer_cache();
-            self.heartbeat_due = true;
+        self.split.size_diff += res.written_bytes;
+        for exec in res.exec_results {
+            match exec {
+                ExecResult::ChangePeer {
+                    index,
+                    region,
+                    removed_self,
+                } => {
+                    self.refresh_peer_cache();
+                    self.heartbeat_due = true;
+                    if removed_self {
+                        self.on_removed(ctx, index);
+                        return;
+                    }
+                    ctx.store_meta.lock().set_region(&region);
+                    self.maybe_leave_joint(ctx);
+                }
+                ExecResult::Split {
+                    derived,
+                    regions,
+                    new_regions,
+                } => self.on_split_applied(ctx, derived, regions, new_regions),
+            }
         }
     }
 
@@ -285,6 +324,9 @@ impl Peer {
         if rc.role == StateRole::Leader {
             self.heartbeat_due = true;
             self.compact_proposed = 0;
+            self.leader_missing_ticks = 0;
+            // A fresh leader knows nothing of the region's size yet.
+            self.split = Default::default();
         } else {
             self.on_leadership_lost();
         }

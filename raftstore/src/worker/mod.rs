@@ -4,6 +4,7 @@
 //! message. Modules:
 //! - [`pd`]: region and store heartbeats to the scheduler (blocking RPCs stay off pollers).
 //! - [`snap`]: snapshot generation (raft-core's `SnapGenerator`) and snapshot-file cleanup.
+//! - [`split_check`]: region sizes and split keys.
 //!
 //! Raft-log deletion needs no worker here: raft-core stages the deletion of compacted entries
 //! into the peer's next raft-engine batch (a range delete beyond 1024 entries), so it rides the
@@ -11,6 +12,7 @@
 
 pub mod pd;
 pub mod snap;
+pub mod split_check;
 
 use std::fmt::Display;
 use std::thread::JoinHandle;

@@ -4,6 +4,10 @@
 //! Answers to region heartbeats (operators) do not come back here: they arrive through the
 //! handler the node installs with `PdClient::set_heartbeat_response_handler`, which routes them
 //! to the region's peer.
+//!
+//! Also here, because they call the scheduler: asking for the ids of a split and proposing it
+//! (`AskBatchSplit`), reporting a split, and answering a leaderless peer that wants to know
+//! whether it is still a member of its region (`CheckStalePeer`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -11,9 +15,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use proto::metapb::{Peer, Region};
 use proto::pdpb::{RegionHeartbeatRequest, StoreStats, TimeInterval};
+use proto::raft_cmdpb::{
+    AdminCmdType, AdminRequest, BatchSplitRequest, RaftCmdRequest, RaftRequestHeader, SplitRequest,
+};
 
 use super::Runnable;
+use crate::errors::Error;
+use crate::msg::{Callback, PeerMsg};
 use crate::pd_client::PdClient;
+use crate::router::Router;
 
 /// Work for the PD worker.
 pub enum PdTask {
@@ -21,6 +31,30 @@ pub enum PdTask {
     RegionHeartbeat(Box<RegionHeartbeat>),
     /// The store reports its statistics.
     StoreHeartbeat(Box<StoreStats>),
+    /// Get ids for splitting `region` at `split_keys`, then propose the `BatchSplit` through
+    /// the router; `callback` gets its answer (or the scheduler's error).
+    AskBatchSplit {
+        /// The region as its leader knows it (the command carries its epoch).
+        region: Region,
+        /// Split keys, sorted.
+        split_keys: Vec<Vec<u8>>,
+        /// The leader.
+        peer: Peer,
+        /// Answered with the `BatchSplit` response.
+        callback: Callback,
+    },
+    /// Tell the scheduler which regions a split produced.
+    ReportBatchSplit {
+        /// Every region of the old range, in key order.
+        regions: Vec<Region>,
+    },
+    /// A peer heard from no leader for long: ask the scheduler for its region and tell it.
+    CheckStalePeer {
+        /// The region.
+        region_id: u64,
+        /// The peer asking.
+        peer_id: u64,
+    },
 }
 
 /// What a leader tells the scheduler about its region.
@@ -53,6 +87,20 @@ impl fmt::Display for PdTask {
                 hb.region.id, hb.leader.id
             ),
             PdTask::StoreHeartbeat(s) => write!(f, "store heartbeat of store {}", s.store_id),
+            PdTask::AskBatchSplit {
+                region, split_keys, ..
+            } => write!(
+                f,
+                "ask split of region {} at {} keys",
+                region.id,
+                split_keys.len()
+            ),
+            PdTask::ReportBatchSplit { regions } => {
+                write!(f, "report split into {} regions", regions.len())
+            }
+            PdTask::CheckStalePeer { region_id, peer_id } => {
+                write!(f, "stale check of peer {peer_id} of region {region_id}")
+            }
         }
     }
 }
@@ -67,16 +115,75 @@ fn now_secs() -> u64 {
 /// Runs [`PdTask`]s against a [`PdClient`].
 pub struct PdRunner<P> {
     pd: Arc<P>,
+    router: Router,
     last_store_heartbeat: u64,
 }
 
 impl<P: PdClient> PdRunner<P> {
-    /// A runner talking to `pd`.
-    pub fn new(pd: Arc<P>) -> Self {
+    /// A runner talking to `pd`, reaching the store's peers through `router`.
+    pub fn new(pd: Arc<P>, router: Router) -> Self {
         PdRunner {
             pd,
+            router,
             last_store_heartbeat: now_secs(),
         }
+    }
+
+    fn ask_batch_split(
+        &self,
+        region: Region,
+        split_keys: Vec<Vec<u8>>,
+        peer: Peer,
+        callback: Callback,
+    ) {
+        let region_id = region.id;
+        let ids = match self.pd.ask_batch_split(region.clone(), split_keys.len()) {
+            Ok(ids) if ids.len() == split_keys.len() => ids,
+            Ok(ids) => {
+                return callback.fail(
+                    Error::Pd(format!(
+                        "asked for {} split ids, got {}",
+                        split_keys.len(),
+                        ids.len()
+                    )),
+                    0,
+                )
+            }
+            Err(e) => {
+                tracing::warn!(region_id, error = %e, "ask batch split failed");
+                return callback.fail(e, 0);
+            }
+        };
+        let requests = split_keys
+            .into_iter()
+            .zip(ids)
+            .map(|(split_key, id)| SplitRequest {
+                split_key,
+                new_region_id: id.new_region_id,
+                new_peer_ids: id.new_peer_ids,
+                ..Default::default()
+            })
+            .collect();
+        let req = RaftCmdRequest {
+            header: Some(RaftRequestHeader {
+                region_id,
+                peer: Some(peer),
+                region_epoch: region.region_epoch,
+                ..Default::default()
+            }),
+            admin_request: Some(AdminRequest {
+                cmd_type: AdminCmdType::BatchSplit as i32,
+                splits: Some(BatchSplitRequest {
+                    requests,
+                    right_derive: false,
+                    share_source_region_size: false,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        // Undeliverable (the peer is gone): the callback is answered by the router.
+        let _ = self.router.send_command(req, callback);
     }
 }
 
@@ -100,6 +207,30 @@ impl<P: PdClient> Runnable for PdRunner<P> {
                 };
                 if let Err(e) = self.pd.region_heartbeat(req) {
                     tracing::warn!(region_id, error = %e, "region heartbeat failed");
+                }
+            }
+            PdTask::AskBatchSplit {
+                region,
+                split_keys,
+                peer,
+                callback,
+            } => self.ask_batch_split(region, split_keys, peer, callback),
+            PdTask::ReportBatchSplit { regions } => {
+                let region_id = regions.first().map_or(0, |r| r.id);
+                if let Err(e) = self.pd.report_batch_split(regions) {
+                    tracing::warn!(region_id, error = %e, "report batch split failed");
+                }
+            }
+            PdTask::CheckStalePeer { region_id, peer_id } => {
+                match self.pd.get_region_by_id(region_id) {
+                    Ok(region) => {
+                        let msg = PeerMsg::StaleCheck {
+                            peer_id,
+                            region: region.map(|(r, _)| Box::new(r)),
+                        };
+                        let _ = self.router.send_peer(region_id, msg);
+                    }
+                    Err(e) => tracing::debug!(region_id, error = %e, "stale check failed"),
                 }
             }
             PdTask::StoreHeartbeat(mut stats) => {

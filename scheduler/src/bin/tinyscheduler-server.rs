@@ -23,13 +23,13 @@ struct Args {
     #[arg(long, short = 'C')]
     config: Option<PathBuf>,
     /// Log filter (`info`, `scheduler=debug`, ...).
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    #[arg(long, alias = "log-filter", env = "RUST_LOG", default_value = "info")]
     log_level: String,
     /// Member name reported by GetMembers.
     #[arg(long)]
     name: Option<String>,
     /// host:port to serve gRPC and the HTTP status view on [default: 127.0.0.1:2379].
-    #[arg(long)]
+    #[arg(long, alias = "addr")]
     listen_addr: Option<String>,
     /// URL clients are told to use [default: http://<listen address>].
     #[arg(long)]

@@ -10,6 +10,7 @@
 //! | GET    | `/pd/api/v1/regions`                   | every region, in key order           |
 //! | GET    | `/pd/api/v1/region/id/{id}`            | one region                           |
 //! | GET    | `/pd/api/v1/operators`                 | running and recently finished        |
+//! | POST   | `/pd/api/v1/operators`                 | add one (PD's body; transfer-leader) |
 //!
 //! [`ClusterStatus`]: crate::cluster::status::ClusterStatus
 
@@ -21,10 +22,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use proto::metapb::StoreState;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::Cluster;
 use crate::errors::Error;
+use crate::schedule::operator::Operator;
 
 type Shared = State<Arc<Cluster>>;
 
@@ -97,6 +99,66 @@ async fn operators(State(c): Shared) -> Response {
     json(StatusCode::OK, &c.operator_statuses(true))
 }
 
+/// The body of `POST /pd/api/v1/operators`, as PD's API takes it (what `pd-ctl operator add
+/// transfer-leader <region_id> <store_id>` sends).
+#[derive(Deserialize)]
+struct NewOperator {
+    name: String,
+    region_id: u64,
+    to_store_id: u64,
+}
+
+/// Adds an operator by hand. Only `transfer-leader` exists: tests and operators use it to move a
+/// region's leadership (clients then meet `NotLeader`); peer moves stay the schedulers' job.
+async fn add_operator(State(c): Shared, body: String) -> Response {
+    let req: NewOperator = match serde_json::from_str(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad operator: {e}")),
+    };
+    if req.name != "transfer-leader" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("unsupported operator {:?}; only transfer-leader", req.name),
+        );
+    }
+    let region = match c.region_by_id(req.region_id) {
+        Ok(r) => r,
+        Err(e @ Error::RegionNotFound(_)) => return not_found(e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let Some(from) = region.leader_store_id() else {
+        return error(
+            StatusCode::CONFLICT,
+            format!("region {} has no known leader", req.region_id),
+        );
+    };
+    if from == req.to_store_id || region.store_peer(req.to_store_id).is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "store {} holds no follower of region {} (leader on store {from})",
+                req.to_store_id, req.region_id
+            ),
+        );
+    }
+    let op = Operator::transfer_leader("admin-transfer-leader", &region, from, req.to_store_id);
+    match c.add_operator(op) {
+        Ok(true) => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "region_id": req.region_id,
+                "from_store_id": from,
+                "to_store_id": req.to_store_id,
+            }),
+        ),
+        Ok(false) => error(
+            StatusCode::CONFLICT,
+            format!("region {} already has an operator", req.region_id),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 /// Anything else: HTTP 404, which gRPC clients read as UNIMPLEMENTED.
 async fn fallback() -> Response {
     not_found("no such route".into())
@@ -117,6 +179,6 @@ fn router(cluster: Arc<Cluster>) -> Router {
         .route("/pd/api/v1/store/{id}/state/{state}", post(set_store_state))
         .route("/pd/api/v1/regions", get(regions))
         .route("/pd/api/v1/region/id/{id}", get(region))
-        .route("/pd/api/v1/operators", get(operators))
+        .route("/pd/api/v1/operators", get(operators).post(add_operator))
         .with_state(cluster)
 }

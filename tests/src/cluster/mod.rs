@@ -9,11 +9,12 @@
 //! deletes the directory.
 //!
 //! Client operations live in `request.rs` (routing with retries), waiting and inspection in
-//! `inspect.rs`, membership and leadership operators in `membership.rs`.
+//! `inspect.rs`, membership and leadership operators in `membership.rs`, splits in `split.rs`.
 
 mod inspect;
 mod membership;
 mod request;
+mod split;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ use crate::pd::MockPd;
 use crate::transport::{Filter, FilterId, SimNetwork};
 
 pub use inspect::wait_for;
+pub(crate) use request::describe;
 pub use request::KvPair;
 
 /// One store's durable parts (kept across restarts) and its running node, if any.

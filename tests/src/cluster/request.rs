@@ -426,7 +426,7 @@ impl Cluster {
 }
 
 /// A short description of a region error for the retry log.
-fn describe(err: &errorpb::Error) -> String {
+pub(crate) fn describe(err: &errorpb::Error) -> String {
     let kind = if err.not_leader.is_some() {
         "not leader"
     } else if err.epoch_not_match.is_some() {

@@ -1,61 +1,209 @@
-//! A standalone `tikvpb.Tikv` service called in-process, with direct access to its column
-//! families for seeding and inspecting MVCC data (the role TinyKV's `MemStorage` plays).
+//! A `tikvpb.Tikv` service called in-process over either storage, with direct access to its
+//! column families for seeding and inspecting MVCC data (the role TinyKV's `MemStorage` plays).
+//!
+//! Every scenario is written once inside [`scenarios!`] and runs over each [`Backend`]:
+//! - `standalone`: one `StandaloneStorage` in a temporary directory;
+//! - `raft`: a 3-store in-process cluster (one region), each store serving its own
+//!   `TikvService<RaftStorage>`; requests are routed to the region leader with a proper
+//!   `Context` and retried on region errors ([`tests::txn_client::TxnCluster`]). Seeding writes go
+//!   through Raft too, reads come from the leader's read-index snapshot, and every [`Server::dump`]
+//!   also waits until every store's kv engine holds exactly the leader's data.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kvserver::config::Limits;
 use kvserver::mvcc::{Key, Lock, LockType, MvccReader, MvccTxn, Write, WriteType};
 use kvserver::service::TikvService;
-use kvserver::storage::StandaloneStorage;
+use kvserver::storage::{Modify, RegionSnapshot, StandaloneStorage};
+use parking_lot::MutexGuard;
 use proto::kvrpcpb::*;
-use proto::tikvpb::tikv_server::Tikv;
 use raft_core::config::EngineConfig;
-use raft_core::engine::{CF_DEFAULT, CF_LOCK, CF_WRITE};
-use tonic::{Code, Request};
+use raft_core::engine::{KvEngine, CF_DEFAULT, CF_LOCK, CF_WRITE};
+use tests::txn_client::{TxnCluster, TxnRpc};
+use tests::{cmd, wait_for, Cluster, ClusterConfig};
+use tonic::{Code, Status};
 
 pub use kvserver::mvcc::compose_ts;
 
 /// Every column family, in a fixed order.
 pub const CFS: [&str; 3] = [CF_DEFAULT, CF_LOCK, CF_WRITE];
 
-/// A service over a fresh standalone store in a temporary directory.
-pub struct Server {
-    pub svc: TikvService<StandaloneStorage>,
-    storage: StandaloneStorage,
-    _dir: tempfile::TempDir,
+/// Stores of the Raft backend's cluster.
+const RAFT_STORES: usize = 3;
+
+/// Every entry of every CF, keyed by (CF, key).
+pub type Dump = BTreeMap<(&'static str, Vec<u8>), Vec<u8>>;
+
+/// Runs each scenario once per backend, as `<module>::standalone::<name>` and
+/// `<module>::raft::<name>`:
+///
+/// ```ignore
+/// scenarios! {
+///     /// What it checks.
+///     async fn name(s) { s.must_put(...).await; ... }
+/// }
+/// ```
+macro_rules! scenarios {
+    ($($(#[$meta:meta])* async fn $name:ident($s:ident) $body:block)*) => {
+        /// The scenarios over `StandaloneStorage`.
+        mod standalone {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[tokio::test]
+                async fn $name() {
+                    let $s = $crate::helpers::Server::new($crate::helpers::Backend::Standalone);
+                    $body
+                }
+            )*
+        }
+
+        /// The scenarios over `RaftStorage` on a 3-store cluster.
+        mod raft {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[$meta])*
+                #[tokio::test]
+                async fn $name() {
+                    let $s = $crate::helpers::Server::new($crate::helpers::Backend::Raft);
+                    $body
+                }
+            )*
+        }
+    };
+}
+pub(crate) use scenarios;
+
+/// Where a [`Server`] keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `StandaloneStorage` in a temporary directory.
+    Standalone,
+    /// `RaftStorage` on every store of a 3-store cluster with one region.
+    Raft,
 }
 
-/// Unwraps a handler's result; a gRPC status here is a test failure.
-fn ok<T>(res: Result<tonic::Response<T>, tonic::Status>) -> T {
+enum Inner {
+    Standalone {
+        svc: TikvService<StandaloneStorage>,
+        storage: StandaloneStorage,
+        _dir: tempfile::TempDir,
+    },
+    Raft {
+        txn: TxnCluster,
+        /// Declared after the cluster: held until every store has stopped.
+        _serial: MutexGuard<'static, ()>,
+    },
+}
+
+/// The service over a fresh store of one backend.
+pub struct Server {
+    inner: Inner,
+}
+
+/// The Raft backend's cluster settings: the suites' test config with 20 ms ticks, so each
+/// scenario's cluster elects its leader in a few hundred milliseconds. These scenarios check
+/// transactional semantics, not timing: a spurious election only costs a routing retry.
+fn raft_config() -> ClusterConfig {
+    let mut cfg = ClusterConfig::new_test_config();
+    cfg.raftstore.raft.base_tick_interval_ms = 20;
+    cfg
+}
+
+/// The gRPC status of a request the service must refuse outright.
+pub fn refused<T: std::fmt::Debug>(res: Result<T, Status>) -> Code {
     match res {
-        Ok(resp) => resp.into_inner(),
-        Err(status) => panic!("unexpected gRPC status {status:?}"),
+        Ok(resp) => panic!("request was accepted: {resp:?}"),
+        Err(status) => status.code(),
     }
 }
 
 impl Server {
-    pub fn new() -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let storage = StandaloneStorage::open(dir.path(), &EngineConfig::new_test_config())
-            .expect("open standalone storage");
-        let svc = TikvService::new(storage.clone(), Limits::new_test_config());
-        Server {
-            svc,
-            storage,
-            _dir: dir,
-        }
+    pub fn new(backend: Backend) -> Server {
+        let inner = match backend {
+            Backend::Standalone => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let storage = StandaloneStorage::open(dir.path(), &EngineConfig::new_test_config())
+                    .expect("open standalone storage");
+                let svc = TikvService::new(storage.clone(), Limits::new_test_config());
+                Inner::Standalone {
+                    svc,
+                    storage,
+                    _dir: dir,
+                }
+            }
+            Backend::Raft => {
+                // One cluster at a time per binary: the bank tests need the machine's cores.
+                let serial = tests::serial();
+                tests::init_logging();
+                let cluster = Cluster::new(RAFT_STORES, raft_config()).expect("create the cluster");
+                cluster.start().expect("start the cluster");
+                assert!(
+                    cluster.leader_of_region(1).is_some(),
+                    "no leader was elected"
+                );
+                Inner::Raft {
+                    txn: TxnCluster::new(Arc::new(cluster)),
+                    _serial: serial,
+                }
+            }
+        };
+        Server { inner }
     }
 
     // ---- seeding and inspecting data ---------------------------------------------------------
 
+    /// Writes `txn`'s mutations atomically (through Raft on the Raft backend).
     pub fn apply(&self, txn: MvccTxn) {
-        self.storage
-            .write_sync(txn.into_modifies())
-            .expect("write batch");
+        let modifies = txn.into_modifies();
+        match &self.inner {
+            Inner::Standalone { storage, .. } => storage.write_sync(modifies).expect("write batch"),
+            Inner::Raft { txn, .. } => {
+                let Some(route) = modifies.first().and_then(|m| m.key()).map(<[u8]>::to_vec) else {
+                    return;
+                };
+                let requests = modifies
+                    .into_iter()
+                    .map(|m| match m {
+                        Modify::Put { cf, key, value } => cmd::put(cf, &key, &value),
+                        Modify::Delete { cf, key } => cmd::delete(cf, &key),
+                        Modify::DeleteRange { .. } => unreachable!("MvccTxn never deletes ranges"),
+                    })
+                    .collect();
+                let cluster = txn.cluster();
+                cluster
+                    .request(&route, requests, cluster.config().request_timeout)
+                    .expect("write through raft");
+            }
+        }
+    }
+
+    /// A consistent view of the data: the engine's on the standalone backend, the leader's
+    /// read-index snapshot of the region on the Raft backend.
+    pub fn snapshot(&self) -> RegionSnapshot {
+        match &self.inner {
+            Inner::Standalone { storage, .. } => storage.snapshot_sync(),
+            Inner::Raft { txn, .. } => {
+                let cluster = txn.cluster();
+                let resp = cluster
+                    .request(b"", vec![cmd::snap()], cluster.config().request_timeout)
+                    .expect("snapshot through raft");
+                let snap = resp.snapshot.expect("a Snap response carries a snapshot");
+                assert!(
+                    snap.region().start_key.is_empty() && snap.region().end_key.is_empty(),
+                    "the project4 cluster has one region: {:?}",
+                    snap.region()
+                );
+                snap
+            }
+        }
     }
 
     pub fn reader(&self) -> MvccReader {
-        MvccReader::new(self.storage.snapshot_sync())
+        MvccReader::new(self.snapshot())
     }
 
     /// Stores a committed `Put` of `value` written by txn `start_ts` at `commit_ts` (long values
@@ -105,24 +253,34 @@ impl Server {
 
     /// The default-CF value of `key` written by txn `start_ts`.
     pub fn value_at(&self, key: &[u8], start_ts: u64) -> Option<Vec<u8>> {
-        self.storage
-            .snapshot_sync()
+        self.snapshot()
             .get_value_cf(CF_DEFAULT, &Key::from_raw(key).append_ts(start_ts))
             .unwrap()
     }
 
-    /// Every entry of every CF: compare two dumps to prove a command changed nothing.
-    pub fn dump(&self) -> BTreeMap<(&'static str, Vec<u8>), Vec<u8>> {
-        let snap = self.storage.snapshot_sync();
-        let mut out = BTreeMap::new();
-        for cf in CFS {
-            snap.scan_cf(cf, b"", b"", |k, v| {
-                out.insert((cf, k.to_vec()), v.to_vec());
-                Ok(true)
-            })
-            .unwrap();
+    /// Every entry of every CF: compare two dumps to prove a command changed nothing. On the
+    /// Raft backend, also waits until every store has applied exactly the leader's data.
+    pub fn dump(&self) -> Dump {
+        let snap = self.snapshot();
+        let view = dump_snapshot(&snap);
+        if let Inner::Raft { txn, .. } = &self.inner {
+            let cluster = txn.cluster();
+            for store_id in cluster.store_ids() {
+                let engines = cluster.engines(store_id).expect("a store of the cluster");
+                let mut last = Dump::new();
+                let same = wait_for(cluster.config().wait_timeout, || {
+                    let local = RegionSnapshot::new(engines.kv.snapshot(), snap.region().clone());
+                    last = dump_snapshot(&local);
+                    last == view
+                });
+                assert!(
+                    same,
+                    "store {store_id}'s engine never matched the leader's data:\n  \
+                     store: {last:?}\n  leader: {view:?}"
+                );
+            }
         }
-        out
+        view
     }
 
     /// Number of entries in `cf`.
@@ -132,15 +290,35 @@ impl Server {
 
     // ---- RPCs ----------------------------------------------------------------------------------
 
+    /// Sends `req` to the service (on the Raft backend: to the region leader, with its
+    /// `Context` filled in and region errors retried). The caller's isolation level and
+    /// resolved / committed locks are kept.
+    pub async fn try_call<R: TxnRpc>(&self, req: R) -> Result<R::Resp, Status> {
+        match &self.inner {
+            Inner::Standalone { svc, .. } => R::call(svc, req).await.map(|r| r.into_inner()),
+            Inner::Raft { txn, .. } => match txn.call(req).await {
+                Ok(resp) => Ok(resp),
+                Err(tests::Error::Rpc(status)) => Err(*status),
+                Err(e) => panic!("request could not be served: {e}"),
+            },
+        }
+    }
+
+    /// [`Server::try_call`]; a gRPC status is a test failure.
+    pub async fn call<R: TxnRpc>(&self, req: R) -> R::Resp {
+        match self.try_call(req).await {
+            Ok(resp) => resp,
+            Err(status) => panic!("unexpected gRPC status {status:?}"),
+        }
+    }
+
     pub async fn get(&self, key: &[u8], version: u64) -> GetResponse {
-        ok(self
-            .svc
-            .kv_get(Request::new(GetRequest {
-                key: key.to_vec(),
-                version,
-                ..Default::default()
-            }))
-            .await)
+        self.call(GetRequest {
+            key: key.to_vec(),
+            version,
+            ..Default::default()
+        })
+        .await
     }
 
     /// The value of `key` at `version`; panics on any error.
@@ -154,22 +332,20 @@ impl Server {
     }
 
     pub async fn batch_get(&self, keys: &[&[u8]], version: u64) -> BatchGetResponse {
-        ok(self
-            .svc
-            .kv_batch_get(Request::new(BatchGetRequest {
-                keys: keys.iter().map(|k| k.to_vec()).collect(),
-                version,
-                ..Default::default()
-            }))
-            .await)
+        self.call(BatchGetRequest {
+            keys: keys.iter().map(|k| k.to_vec()).collect(),
+            version,
+            ..Default::default()
+        })
+        .await
     }
 
     pub async fn scan(&self, req: ScanRequest) -> ScanResponse {
-        ok(self.svc.kv_scan(Request::new(req)).await)
+        self.call(req).await
     }
 
     pub async fn prewrite(&self, req: PrewriteRequest) -> PrewriteResponse {
-        ok(self.svc.kv_prewrite(Request::new(req)).await)
+        self.call(req).await
     }
 
     /// Prewrites `mutations` for txn `start_ts` (ttl 3000 ms).
@@ -198,15 +374,13 @@ impl Server {
     }
 
     pub async fn commit(&self, keys: &[&[u8]], start_ts: u64, commit_ts: u64) -> CommitResponse {
-        ok(self
-            .svc
-            .kv_commit(Request::new(CommitRequest {
-                keys: keys.iter().map(|k| k.to_vec()).collect(),
-                start_version: start_ts,
-                commit_version: commit_ts,
-                ..Default::default()
-            }))
-            .await)
+        self.call(CommitRequest {
+            keys: keys.iter().map(|k| k.to_vec()).collect(),
+            start_version: start_ts,
+            commit_version: commit_ts,
+            ..Default::default()
+        })
+        .await
     }
 
     pub async fn must_commit(&self, keys: &[&[u8]], start_ts: u64, commit_ts: u64) {
@@ -226,24 +400,22 @@ impl Server {
     }
 
     pub async fn rollback(&self, keys: &[&[u8]], start_ts: u64) -> BatchRollbackResponse {
-        ok(self
-            .svc
-            .kv_batch_rollback(Request::new(BatchRollbackRequest {
-                keys: keys.iter().map(|k| k.to_vec()).collect(),
-                start_version: start_ts,
-                ..Default::default()
-            }))
-            .await)
+        self.call(BatchRollbackRequest {
+            keys: keys.iter().map(|k| k.to_vec()).collect(),
+            start_version: start_ts,
+            ..Default::default()
+        })
+        .await
     }
 
     pub async fn check_txn_status(&self, req: CheckTxnStatusRequest) -> CheckTxnStatusResponse {
-        let resp = ok(self.svc.kv_check_txn_status(Request::new(req)).await);
+        let resp = self.call(req).await;
         assert_status_triple(&resp);
         resp
     }
 
     pub async fn resolve(&self, req: ResolveLockRequest) -> ResolveLockResponse {
-        ok(self.svc.kv_resolve_lock(Request::new(req)).await)
+        self.call(req).await
     }
 
     pub async fn heart_beat(
@@ -252,19 +424,17 @@ impl Server {
         start_ts: u64,
         ttl: u64,
     ) -> TxnHeartBeatResponse {
-        ok(self
-            .svc
-            .kv_txn_heart_beat(Request::new(TxnHeartBeatRequest {
-                primary_lock: primary.to_vec(),
-                start_version: start_ts,
-                advise_lock_ttl: ttl,
-                ..Default::default()
-            }))
-            .await)
+        self.call(TxnHeartBeatRequest {
+            primary_lock: primary.to_vec(),
+            start_version: start_ts,
+            advise_lock_ttl: ttl,
+            ..Default::default()
+        })
+        .await
     }
 
     pub async fn scan_lock(&self, req: ScanLockRequest) -> ScanLockResponse {
-        ok(self.svc.kv_scan_lock(Request::new(req)).await)
+        self.call(req).await
     }
 
     pub async fn check_secondary_locks(
@@ -272,18 +442,16 @@ impl Server {
         keys: &[&[u8]],
         start_ts: u64,
     ) -> CheckSecondaryLocksResponse {
-        ok(self
-            .svc
-            .kv_check_secondary_locks(Request::new(CheckSecondaryLocksRequest {
-                keys: keys.iter().map(|k| k.to_vec()).collect(),
-                start_version: start_ts,
-                ..Default::default()
-            }))
-            .await)
+        self.call(CheckSecondaryLocksRequest {
+            keys: keys.iter().map(|k| k.to_vec()).collect(),
+            start_version: start_ts,
+            ..Default::default()
+        })
+        .await
     }
 
     pub async fn pessimistic_lock(&self, req: PessimisticLockRequest) -> PessimisticLockResponse {
-        ok(self.svc.kv_pessimistic_lock(Request::new(req)).await)
+        self.call(req).await
     }
 
     pub async fn pessimistic_rollback(
@@ -292,24 +460,27 @@ impl Server {
         start_ts: u64,
         for_update_ts: u64,
     ) -> PessimisticRollbackResponse {
-        ok(self
-            .svc
-            .kv_pessimistic_rollback(Request::new(PessimisticRollbackRequest {
-                keys: keys.iter().map(|k| k.to_vec()).collect(),
-                start_version: start_ts,
-                for_update_ts,
-                ..Default::default()
-            }))
-            .await)
+        self.call(PessimisticRollbackRequest {
+            keys: keys.iter().map(|k| k.to_vec()).collect(),
+            start_version: start_ts,
+            for_update_ts,
+            ..Default::default()
+        })
+        .await
     }
 }
 
-/// The gRPC status code of a request the service must refuse outright.
-pub fn refused<T: std::fmt::Debug>(res: Result<tonic::Response<T>, tonic::Status>) -> Code {
-    match res {
-        Ok(resp) => panic!("request was accepted: {:?}", resp.into_inner()),
-        Err(status) => status.code(),
+/// Every entry of every CF of `snap` (within its region).
+fn dump_snapshot(snap: &RegionSnapshot) -> Dump {
+    let mut out = Dump::new();
+    for cf in CFS {
+        snap.scan_cf(cf, b"", b"", |k, v| {
+            out.insert((cf, k.to_vec()), v.to_vec());
+            Ok(true)
+        })
+        .unwrap();
     }
+    out
 }
 
 /// Clients panic unless (commit_version, lock_ttl, lock_info) is exactly one of (0, 0, none),

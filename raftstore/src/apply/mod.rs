@@ -7,7 +7,7 @@
 //!
 //! 1. writes the batch — unsynced, unless it carries an admin command that changes what the raft
 //!    log may hold (`CompactLog`: the raft-engine deletion that follows must never outlive a
-//!    lost apply state), in which case synced;
+//!    lost apply state) or creates regions (`BatchSplit`), in which case synced;
 //! 2. answers the callbacks of the applied proposals (so a client never sees a write that a
 //!    later snapshot could miss);
 //! 3. reports an [`ApplyRes`] per task to the region's peer, which only then tells raft-rs the
@@ -18,8 +18,19 @@
 //! entries that are committed *and* durable locally. After a crash the kv engine may have lost
 //! unsynced applies; the durable `RaftApplyState` says where to resume, and the log still holds
 //! everything after it.
+//!
+//! Admin commands that change the region live in their own modules: [`conf_change`]
+//! (`ChangePeer`/`ChangePeerV2` entries) and [`split`] (`BatchSplit`). Both write the new
+//! `RegionLocalState`s into the same batch as the apply state, and report an [`ExecResult`] so
+//! the peer can act on the change (destroy itself, create the new regions' peers).
 
-use std::sync::atomic::Ordering;
+mod conf_change;
+mod split;
+
+pub(crate) use conf_change::command_peers;
+pub(crate) use split::{split_requests, validate_split};
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use prost::Message as _;
@@ -31,7 +42,7 @@ use proto::raft_cmdpb::{
 use proto::raft_serverpb::{RaftApplyState, RaftTruncatedState};
 use raft::eraftpb::{Entry, EntryType};
 use raft_core::engine::{Engines, KvEngine, Mutable, RocksWriteBatch, WriteBatch, CF_DEFAULT};
-use raft_core::{keys, ApplyResult, ApplyTask};
+use raft_core::{keys, AppliedConfChange, ApplyResult, ApplyTask};
 
 use crate::cmd_resp;
 use crate::errors::{Error, Result};
@@ -48,6 +59,52 @@ pub struct ApplyDelegate {
     pub(crate) peer_id: u64,
     pub(crate) region: Region,
     pub(crate) apply_state: RaftApplyState,
+    /// This peer was removed from the region by an applied conf change: nothing after that
+    /// entry is applied (the peer is about to be destroyed).
+    pub(crate) removed: bool,
+    /// Tells this apply FSM apart from an earlier one of the same peer (see
+    /// `PeerMsg::ApplyDestroyed`).
+    pub(crate) incarnation: u64,
+}
+
+static NEXT_INCARNATION: AtomicU64 = AtomicU64::new(1);
+
+impl ApplyDelegate {
+    /// A delegate for peer `peer_id` of `region`, resuming at `apply_state`.
+    pub(crate) fn new(peer_id: u64, region: Region, apply_state: RaftApplyState) -> Self {
+        ApplyDelegate {
+            region_id: region.id,
+            peer_id,
+            region,
+            apply_state,
+            removed: false,
+            incarnation: NEXT_INCARNATION.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+/// A change of the region made at apply, for the peer to act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecResult {
+    /// A membership change (or the end of a joint one) was applied.
+    ChangePeer {
+        /// Index of its entry.
+        index: u64,
+        /// The region after it.
+        region: Region,
+        /// This peer is no longer a member: it must destroy itself.
+        removed_self: bool,
+    },
+    /// The region was split.
+    Split {
+        /// The region after the split (same id, a part of the old range).
+        derived: Region,
+        /// Every region of the old range after the split, in key order (`derived` included).
+        regions: Vec<Region>,
+        /// The new regions, each with whether this apply wrote its initial states (`false`:
+        /// an initialized or newer removed peer of it already exists on this store).
+        new_regions: Vec<(Region, bool)>,
+    },
 }
 
 /// An apply round's shared state (one per apply thread).
@@ -121,6 +178,10 @@ struct Executed {
     resp: RaftCmdResponse,
     written_bytes: u64,
     written_keys: u64,
+    /// A conf change raft-rs must apply too.
+    conf_change: Option<AppliedConfChange>,
+    /// A region change the peer must act on.
+    exec: Option<ExecResult>,
 }
 
 impl ApplyDelegate {
@@ -140,7 +201,13 @@ impl ApplyDelegate {
         }
         let mut proposals = proposals.into_iter().peekable();
         let (mut written_bytes, mut written_keys) = (0, 0);
+        let (mut conf_changes, mut exec_results) = (vec![], vec![]);
+        let mut region_changed = false;
         for entry in &entries {
+            if self.removed {
+                // Entries after this peer's removal are not its business any more.
+                break;
+            }
             let expected = self.apply_state.applied_index + 1;
             assert_eq!(
                 entry.index, expected,
@@ -155,12 +222,22 @@ impl ApplyDelegate {
             let mut resp = executed.resp;
             written_bytes += executed.written_bytes;
             written_keys += executed.written_keys;
+            conf_changes.extend(executed.conf_change);
+            if let Some(exec) = executed.exec {
+                region_changed = true;
+                exec_results.push(exec);
+            }
             while let Some(p) = proposals.next_if(|p| p.index <= entry.index) {
                 debug_assert_eq!(p.index, entry.index, "proposals come in entry order");
                 ctx.cbs.push((p.callback, std::mem::take(&mut resp)));
             }
         }
         for p in proposals {
+            if self.removed {
+                p.callback
+                    .fail_with(Error::RegionNotFound(self.region_id), p.term);
+                continue;
+            }
             // raft-core matches proposals to the task's entries; one left over is a bug there,
             // but its client still deserves an answer.
             tracing::error!(
@@ -182,11 +259,13 @@ impl ApplyDelegate {
             peer_id: self.peer_id,
             result: ApplyResult {
                 apply_state: self.apply_state,
-                conf_changes: vec![],
-                region: None,
+                conf_changes,
+                // The region after every change of the task (raft-core adopts it last).
+                region: region_changed.then(|| self.region.clone()),
             },
             written_bytes,
             written_keys,
+            exec_results,
         });
     }
 
@@ -195,6 +274,8 @@ impl ApplyDelegate {
             resp: cmd_resp::new_resp(entry.term),
             written_bytes: 0,
             written_keys: 0,
+            conf_change: None,
+            exec: None,
         };
         match entry.get_entry_type() {
             EntryType::EntryNormal if entry.data.is_empty() => {
@@ -216,19 +297,10 @@ impl ApplyDelegate {
                 }
             }
             EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                // This store never proposes membership changes yet (they are refused at
-                // proposal), so such an entry came from a newer leader: leave it to a version
-                // that understands it rather than guess.
-                tracing::error!(
-                    region_id = self.region_id,
-                    peer_id = self.peer_id,
-                    index = entry.index,
-                    "conf change entry skipped: membership changes are not supported"
-                );
-                executed.resp = cmd_resp::err_resp(
-                    Error::InvalidRequest("membership changes are not supported".into()),
-                    entry.term,
-                );
+                if let Err(e) = self.exec_conf_change(ctx, entry, &mut executed) {
+                    tracing::debug!(region_id = self.region_id, peer_id = self.peer_id, index = entry.index, error = %e, "conf change refused at apply");
+                    executed.resp = cmd_resp::err_resp(e, entry.term);
+                }
             }
         }
         executed
@@ -262,7 +334,7 @@ impl ApplyDelegate {
             }
             CmdKind::Admin(_) => {
                 let admin = req.admin_request.as_ref().expect("classified");
-                let resp = self.exec_admin(ctx, entry, admin)?;
+                let resp = self.exec_admin(ctx, entry, admin, out)?;
                 out.resp.admin_response = Some(resp);
                 Ok(())
             }
@@ -326,6 +398,7 @@ impl ApplyDelegate {
         ctx: &mut ApplyContext,
         entry: &Entry,
         admin: &AdminRequest,
+        out: &mut Executed,
     ) -> Result<AdminResponse> {
         match admin.cmd_type() {
             AdminCmdType::CompactLog => {
@@ -340,6 +413,11 @@ impl ApplyDelegate {
                     ..Default::default()
                 })
             }
+            #[allow(deprecated)]
+            AdminCmdType::BatchSplit | AdminCmdType::Split => self.exec_split(ctx, admin, out),
+            AdminCmdType::ChangePeer | AdminCmdType::ChangePeerV2 => Err(Error::InvalidRequest(
+                "membership changes must be proposed as conf change entries".into(),
+            )),
             other => Err(Error::InvalidRequest(format!(
                 "admin command {other:?} is not supported by this store"
             ))),
@@ -378,238 +456,4 @@ impl ApplyDelegate {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::mpsc;
-
-    use proto::metapb::RegionEpoch;
-    use proto::raft_cmdpb::{CompactLogRequest, PutRequest, RaftRequestHeader, Request};
-    use raft_core::config::EngineConfig;
-    use raft_core::engine::Peekable;
-    use raft_core::storage::state;
-    use raft_core::Proposal;
-
-    use super::*;
-    use crate::msg::Callback;
-
-    fn region() -> Region {
-        Region {
-            id: 1,
-            region_epoch: Some(RegionEpoch {
-                conf_ver: 1,
-                version: 1,
-            }),
-            peers: vec![proto::metapb::Peer {
-                id: 1,
-                store_id: 1,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
-    }
-
-    fn put_cmd(key: &[u8], version: u64) -> RaftCmdRequest {
-        RaftCmdRequest {
-            header: Some(RaftRequestHeader {
-                region_id: 1,
-                region_epoch: Some(RegionEpoch {
-                    conf_ver: 1,
-                    version,
-                }),
-                ..Default::default()
-            }),
-            requests: vec![Request {
-                cmd_type: CmdType::Put as i32,
-                put: Some(PutRequest {
-                    cf: String::new(),
-                    key: key.to_vec(),
-                    value: b"v".to_vec(),
-                }),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
-    }
-
-    fn entry(index: u64, cmd: &RaftCmdRequest) -> Entry {
-        Entry {
-            index,
-            term: 6,
-            data: cmd.encode_to_vec().into(),
-            ..Default::default()
-        }
-    }
-
-    /// (index, response, value of `k<index>` in the engine when the callback ran)
-    type Answer = (u64, RaftCmdResponse, Option<Vec<u8>>);
-
-    /// A proposal whose callback records its answer and what the engine held at that moment.
-    fn proposal(index: u64, engines: &Engines, tx: &mpsc::Sender<Answer>) -> Proposal<ProposalCb> {
-        let (tx, kv) = (tx.clone(), engines.kv.clone());
-        let key = keys::data_key(format!("k{index}").as_bytes());
-        let cb = Callback::new(move |resp| {
-            let seen = kv.get_value_cf(CF_DEFAULT, &key).unwrap();
-            tx.send((index, resp.response, seen)).unwrap();
-        });
-        Proposal {
-            index,
-            term: 6,
-            is_conf_change: false,
-            callback: ProposalCb::new(cb, 1),
-        }
-    }
-
-    fn setup() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let engines = Engines::open(dir.path(), &EngineConfig::new_test_config()).unwrap();
-        let cfg = crate::config::RaftstoreConfig::new_test_config();
-        let (router, _system) = crate::system::create_system(&cfg);
-        let metrics = router.registry.metrics().clone();
-        let ctx = ApplyContext::new(engines.clone(), router, metrics);
-        let delegate = ApplyDelegate {
-            region_id: 1,
-            peer_id: 1,
-            region: region(),
-            apply_state: RaftApplyState {
-                applied_index: 5,
-                truncated_state: Some(RaftTruncatedState { index: 5, term: 5 }),
-                ..Default::default()
-            },
-        };
-        let (tx, rx) = mpsc::channel();
-        Fixture {
-            _dir: dir,
-            engines,
-            ctx,
-            delegate,
-            tx,
-            rx,
-        }
-    }
-
-    struct Fixture {
-        _dir: tempfile::TempDir,
-        engines: Engines,
-        ctx: ApplyContext,
-        delegate: ApplyDelegate,
-        tx: mpsc::Sender<Answer>,
-        rx: mpsc::Receiver<Answer>,
-    }
-
-    fn task(entries: Vec<Entry>, proposals: Vec<Proposal<ProposalCb>>) -> ApplyTask<ProposalCb> {
-        ApplyTask {
-            region_id: 1,
-            peer_id: 1,
-            snapshot: None,
-            entries,
-            proposals,
-        }
-    }
-
-    #[test]
-    fn callbacks_are_answered_after_the_write_in_log_order() {
-        let Fixture {
-            engines,
-            mut ctx,
-            delegate: mut d,
-            tx,
-            rx,
-            ..
-        } = setup();
-        let (c6, c7) = (put_cmd(b"k6", 1), put_cmd(b"k7", 1));
-        d.handle_task(
-            &mut ctx,
-            task(vec![entry(6, &c6)], vec![proposal(6, &engines, &tx)]),
-        );
-        d.handle_task(
-            &mut ctx,
-            task(vec![entry(7, &c7)], vec![proposal(7, &engines, &tx)]),
-        );
-        assert!(rx.try_recv().is_err(), "answered before the write");
-        ctx.flush();
-        for want in [6, 7] {
-            let (index, resp, seen) = rx.try_recv().unwrap();
-            assert_eq!(index, want);
-            assert!(resp.header.unwrap().error.is_none());
-            assert_eq!(
-                seen.as_deref(),
-                Some(&b"v"[..]),
-                "write visible when answered"
-            );
-        }
-        let durable = state::load_apply_state(&engines.kv, 1).unwrap().unwrap();
-        assert_eq!(durable.applied_index, 7);
-        assert_eq!(d.apply_state.applied_index, 7);
-    }
-
-    #[test]
-    fn stale_epoch_at_apply_writes_nothing() {
-        let Fixture {
-            engines,
-            mut ctx,
-            delegate: mut d,
-            tx,
-            rx,
-            ..
-        } = setup();
-        let stale = put_cmd(b"k6", 0);
-        d.handle_task(
-            &mut ctx,
-            task(vec![entry(6, &stale)], vec![proposal(6, &engines, &tx)]),
-        );
-        ctx.flush();
-        let (_, resp, seen) = rx.try_recv().unwrap();
-        assert!(resp
-            .header
-            .unwrap()
-            .error
-            .unwrap()
-            .epoch_not_match
-            .is_some());
-        assert_eq!(seen, None);
-        // The entry still counts as applied.
-        assert_eq!(
-            state::load_apply_state(&engines.kv, 1)
-                .unwrap()
-                .unwrap()
-                .applied_index,
-            6
-        );
-    }
-
-    #[test]
-    fn compact_log_moves_the_truncated_state_once() {
-        let Fixture {
-            engines,
-            mut ctx,
-            delegate: mut d,
-            ..
-        } = setup();
-        let c6 = put_cmd(b"k6", 1);
-        let compact = |index: u64| RaftCmdRequest {
-            header: Some(RaftRequestHeader::default()),
-            admin_request: Some(AdminRequest {
-                cmd_type: AdminCmdType::CompactLog as i32,
-                compact_log: Some(CompactLogRequest {
-                    compact_index: index,
-                    compact_term: 6,
-                    voter_replicated_index: 0,
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let entries = vec![
-            entry(6, &c6),
-            entry(7, &compact(6)),
-            entry(8, &compact(6)),
-            entry(9, &compact(20)),
-        ];
-        d.handle_task(&mut ctx, task(entries, vec![]));
-        assert!(ctx.sync, "a compaction is written synced");
-        ctx.flush();
-        let durable = state::load_apply_state(&engines.kv, 1).unwrap().unwrap();
-        assert_eq!(durable.applied_index, 9);
-        let t = durable.truncated_state.unwrap();
-        assert_eq!((t.index, t.term), (6, 6));
-    }
-}
+mod tests;
