@@ -325,7 +325,7 @@ fn apply_assignment(table: &mut toml::Table, assignment: &str) -> Result<()> {
     after_help = "Quick start: tinykv-server --standalone   (serves 127.0.0.1:20160 from ./tinykv-data)"
 )]
 pub struct ServerArgs {
-    /// TOML config file (kebab-case keys, sections [rocksdb] and [limits]).
+    /// TOML config file (kebab-case keys, sections [rocksdb], [limits], [raftstore], [network], [pd]).
     #[arg(long, short = 'C', value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print the effective configuration as TOML and exit.

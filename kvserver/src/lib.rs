@@ -32,4 +32,7 @@ pub mod service;
 pub mod storage;
 pub mod txn;
 
+#[cfg(test)]
+mod test_util;
+
 pub use errors::{Error, Result};

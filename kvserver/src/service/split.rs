@@ -91,121 +91,18 @@ async fn split<S: Storage>(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use std::sync::Arc;
-
     use proto::kvrpcpb::Context;
-    use proto::metapb::{Peer, Region, Store};
-    use proto::pdpb::{RegionHeartbeatRequest, SplitId, StoreStats};
-    use raft_core::engine::Engines;
-    use raft_core::snap::SnapManager;
-    use raftstore::pd_client::{HeartbeatResponseHandler, PdClient};
-    use raftstore::transport::Transport;
-    use raftstore::{Node, RaftstoreConfig};
+    use proto::metapb::Region;
+    use raftstore::Node;
 
     use super::*;
     use crate::config::Limits;
     use crate::storage::{RaftStorage, StandaloneStorage};
 
-    /// A scheduler for one store: ids, bootstrap and split ids.
-    #[derive(Default)]
-    struct OneStorePd {
-        next_id: AtomicU64,
-        bootstrapped: AtomicBool,
-    }
-
-    impl PdClient for OneStorePd {
-        fn cluster_id(&self) -> u64 {
-            1
-        }
-        fn is_cluster_bootstrapped(&self) -> raftstore::Result<bool> {
-            Ok(self.bootstrapped.load(Ordering::SeqCst))
-        }
-        fn bootstrap_cluster(&self, _: Store, _: Region) -> raftstore::Result<()> {
-            self.bootstrapped.store(true, Ordering::SeqCst);
-            Ok(())
-        }
-        fn alloc_id(&self) -> raftstore::Result<u64> {
-            Ok(self.next_id.fetch_add(1, Ordering::SeqCst) + 1)
-        }
-        fn put_store(&self, _: Store) -> raftstore::Result<()> {
-            Ok(())
-        }
-        fn get_store(&self, _: u64) -> raftstore::Result<Store> {
-            Err(raftstore::Error::Pd("unused".into()))
-        }
-        fn get_region(&self, _: &[u8]) -> raftstore::Result<Region> {
-            Err(raftstore::Error::Pd("unused".into()))
-        }
-        fn get_region_by_id(&self, _: u64) -> raftstore::Result<Option<(Region, Option<Peer>)>> {
-            Ok(None)
-        }
-        fn region_heartbeat(&self, _: RegionHeartbeatRequest) -> raftstore::Result<()> {
-            Ok(())
-        }
-        fn set_heartbeat_response_handler(&self, _: HeartbeatResponseHandler) {}
-        fn store_heartbeat(&self, _: StoreStats) -> raftstore::Result<()> {
-            Ok(())
-        }
-        fn ask_batch_split(&self, region: Region, count: usize) -> raftstore::Result<Vec<SplitId>> {
-            (0..count)
-                .map(|_| {
-                    Ok(SplitId {
-                        new_region_id: self.alloc_id()?,
-                        new_peer_ids: region
-                            .peers
-                            .iter()
-                            .map(|_| self.alloc_id())
-                            .collect::<raftstore::Result<_>>()?,
-                    })
-                })
-                .collect()
-        }
-        fn report_batch_split(&self, _: Vec<Region>) -> raftstore::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[derive(Clone)]
-    struct NoNetwork;
-
-    impl Transport for NoNetwork {
-        fn send(&mut self, _: proto::raft_serverpb::RaftMessage) -> raftstore::Result<()> {
-            Ok(())
-        }
-        fn flush(&mut self) {}
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn splits_encode_transactional_keys_and_answer_every_region() {
         let dir = tempfile::tempdir().unwrap();
-        let engines = Engines::open(
-            dir.path(),
-            &raft_core::config::EngineConfig::new_test_config(),
-        )
-        .unwrap();
-        let snap_mgr = SnapManager::new(dir.path().join("snap")).unwrap();
-        let cfg = RaftstoreConfig::new_test_config();
-        let (router, system) = raftstore::create_system(&cfg);
-        let node = Node::start(
-            system,
-            router.clone(),
-            cfg,
-            Store::default(),
-            engines,
-            snap_mgr,
-            NoNetwork,
-            Arc::new(OneStorePd::default()),
-        )
-        .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        let region = loop {
-            if let Some(r) = node.status().regions.first().filter(|r| r.is_leader) {
-                break r.region.clone();
-            }
-            assert!(std::time::Instant::now() < deadline, "no leader");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        };
+        let (node, router, region) = crate::test_util::single_store_node(dir.path()).await;
         let svc = super::super::TikvService::new(
             RaftStorage::new(router.clone()),
             Limits::new_test_config(),

@@ -235,107 +235,13 @@ mod tests {
 
     /// A one-store cluster the scheduler bootstraps: enough to drive `RaftStorage` end to end.
     mod single_store {
-        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-        use std::sync::Arc;
-
-        use proto::metapb::{Region, Store};
-        use proto::pdpb::{RegionHeartbeatRequest, SplitId, StoreStats};
-        use raft_core::config::EngineConfig;
-        use raft_core::engine::Engines;
-        use raft_core::snap::SnapManager;
-        use raftstore::pd_client::{HeartbeatResponseHandler, PdClient};
-        use raftstore::transport::Transport;
-        use raftstore::{Node, RaftstoreConfig};
-
         use super::*;
-
-        #[derive(Default)]
-        struct OneStorePd {
-            next_id: AtomicU64,
-            bootstrapped: AtomicBool,
-        }
-
-        impl PdClient for OneStorePd {
-            fn cluster_id(&self) -> u64 {
-                1
-            }
-            fn is_cluster_bootstrapped(&self) -> raftstore::Result<bool> {
-                Ok(self.bootstrapped.load(Ordering::SeqCst))
-            }
-            fn bootstrap_cluster(&self, _: Store, _: Region) -> raftstore::Result<()> {
-                self.bootstrapped.store(true, Ordering::SeqCst);
-                Ok(())
-            }
-            fn alloc_id(&self) -> raftstore::Result<u64> {
-                Ok(self.next_id.fetch_add(1, Ordering::SeqCst) + 1)
-            }
-            fn put_store(&self, _: Store) -> raftstore::Result<()> {
-                Ok(())
-            }
-            fn get_store(&self, _: u64) -> raftstore::Result<Store> {
-                Err(raftstore::Error::Pd("unused".into()))
-            }
-            fn get_region(&self, _: &[u8]) -> raftstore::Result<Region> {
-                Err(raftstore::Error::Pd("unused".into()))
-            }
-            fn get_region_by_id(
-                &self,
-                _: u64,
-            ) -> raftstore::Result<Option<(Region, Option<Peer>)>> {
-                Ok(None)
-            }
-            fn region_heartbeat(&self, _: RegionHeartbeatRequest) -> raftstore::Result<()> {
-                Ok(())
-            }
-            fn set_heartbeat_response_handler(&self, _: HeartbeatResponseHandler) {}
-            fn store_heartbeat(&self, _: StoreStats) -> raftstore::Result<()> {
-                Ok(())
-            }
-            fn ask_batch_split(&self, _: Region, _: usize) -> raftstore::Result<Vec<SplitId>> {
-                Err(raftstore::Error::Pd("unused".into()))
-            }
-            fn report_batch_split(&self, _: Vec<Region>) -> raftstore::Result<()> {
-                Ok(())
-            }
-        }
-
-        #[derive(Clone)]
-        struct NoNetwork;
-
-        impl Transport for NoNetwork {
-            fn send(&mut self, _: proto::raft_serverpb::RaftMessage) -> raftstore::Result<()> {
-                Ok(())
-            }
-            fn flush(&mut self) {}
-        }
+        use crate::test_util::single_store_node;
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn writes_and_snapshots_go_through_raft_and_errors_reach_region_error() {
             let dir = tempfile::tempdir().unwrap();
-            let engines = Engines::open(dir.path(), &EngineConfig::new_test_config()).unwrap();
-            let snap_mgr = SnapManager::new(dir.path().join("snap")).unwrap();
-            let cfg = RaftstoreConfig::new_test_config();
-            let (router, system) = raftstore::create_system(&cfg);
-            let pd = Arc::new(OneStorePd::default());
-            let node = Node::start(
-                system,
-                router.clone(),
-                cfg,
-                Store::default(),
-                engines,
-                snap_mgr,
-                NoNetwork,
-                pd,
-            )
-            .unwrap();
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            let region = loop {
-                if let Some(r) = node.status().regions.first().filter(|r| r.is_leader) {
-                    break r.region.clone();
-                }
-                assert!(std::time::Instant::now() < deadline, "no leader");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            };
+            let (node, router, region) = single_store_node(dir.path()).await;
             let ctx = Context {
                 region_id: region.id,
                 region_epoch: region.region_epoch,

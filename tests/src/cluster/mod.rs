@@ -35,8 +35,8 @@ use crate::pd::MockPd;
 use crate::transport::{Filter, FilterId, SimNetwork};
 
 pub use inspect::wait_for;
-pub(crate) use request::describe;
 pub use request::KvPair;
+pub(crate) use request::{describe, newest_region, pick_peer};
 
 /// One store's durable parts (kept across restarts) and its running node, if any.
 struct StoreSlot {

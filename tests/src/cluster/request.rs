@@ -208,53 +208,23 @@ impl Cluster {
         }
     }
 
-    /// The region to send a request for `key` to: the scheduler's, unless `fresher` (from a
-    /// store's `EpochNotMatch`) is at least as new.
+    /// The region to send a request for `key` to: see [`newest_region`].
     fn route(&self, key: &[u8], fresher: &Option<Region>) -> Option<Region> {
-        let known = self.pd.region_by_key(key);
-        match (known, fresher) {
-            (Some(k), Some(f)) => {
-                let (ke, fe) = (
-                    k.region_epoch.unwrap_or_default(),
-                    f.region_epoch.unwrap_or_default(),
-                );
-                if fe.version >= ke.version && fe.conf_ver >= ke.conf_ver {
-                    Some(f.clone())
-                } else {
-                    Some(k)
-                }
-            }
-            (k, f) => k.or_else(|| f.clone()),
-        }
+        newest_region(self.pd.region_by_key(key), fresher)
     }
 
-    /// The peer of `region` to try next: the hinted leader, else the scheduler's leader, else
-    /// running peers in turn, skipping those in `avoid` (which is reset once every peer failed).
+    /// The peer of `region` to try next: see [`pick_peer`].
     fn choose_peer(
         &self,
         region: &Region,
         avoid: &mut HashSet<u64>,
         attempt: usize,
     ) -> Option<Peer> {
-        let member = |p: &Peer| region.peers.iter().any(|x| x.id == p.id);
-        let usable = |p: &Peer| self.is_running(p.store_id) && !avoid.contains(&p.id);
-        let hint = self.leader_hints.lock().get(&region.id).copied();
-        for p in [hint, self.pd.leader_of(region.id)].into_iter().flatten() {
-            if member(&p) && usable(&p) {
-                return Some(p);
-            }
-        }
-        let mut live: Vec<Peer> = region.peers.iter().filter(|p| usable(p)).copied().collect();
-        if live.is_empty() {
-            avoid.clear();
-            live = region
-                .peers
-                .iter()
-                .filter(|p| self.is_running(p.store_id))
-                .copied()
-                .collect();
-        }
-        (!live.is_empty()).then(|| live[attempt % live.len()])
+        let hints = [
+            self.leader_hints.lock().get(&region.id).copied(),
+            self.pd.leader_of(region.id),
+        ];
+        pick_peer(region, hints, |s| self.is_running(s), avoid, attempt)
     }
 
     /// A peer did not answer (stopped store, timeout): route around it.
@@ -449,4 +419,51 @@ pub(crate) fn describe(err: &errorpb::Error) -> String {
     } else {
         format!("{kind}: {}", err.message)
     }
+}
+
+/// The region to route to: the scheduler's (`known`), unless `fresher` (from a store's
+/// `EpochNotMatch`) is at least as new in both version and conf_ver.
+pub(crate) fn newest_region(known: Option<Region>, fresher: &Option<Region>) -> Option<Region> {
+    match (known, fresher) {
+        (Some(k), Some(f)) => {
+            let (ke, fe) = (
+                k.region_epoch.unwrap_or_default(),
+                f.region_epoch.unwrap_or_default(),
+            );
+            if fe.version >= ke.version && fe.conf_ver >= ke.conf_ver {
+                Some(f.clone())
+            } else {
+                Some(k)
+            }
+        }
+        (k, f) => k.or_else(|| f.clone()),
+    }
+}
+
+/// The peer of `region` to try next: the first of `hints` (a remembered leader, the scheduler's
+/// leader) that is a member on a running store and not in `avoid`, else running peers in turn
+/// by `attempt`, skipping `avoid` (which is reset once every running peer failed).
+pub(crate) fn pick_peer(
+    region: &Region,
+    hints: [Option<Peer>; 2],
+    is_running: impl Fn(u64) -> bool,
+    avoid: &mut HashSet<u64>,
+    attempt: usize,
+) -> Option<Peer> {
+    let member = |p: &Peer| region.peers.iter().any(|x| x.id == p.id);
+    let usable = |p: &Peer| is_running(p.store_id) && !avoid.contains(&p.id);
+    if let Some(p) = hints.into_iter().flatten().find(|p| member(p) && usable(p)) {
+        return Some(p);
+    }
+    let mut live: Vec<Peer> = region.peers.iter().filter(|p| usable(p)).copied().collect();
+    if live.is_empty() {
+        avoid.clear();
+        live = region
+            .peers
+            .iter()
+            .filter(|p| is_running(p.store_id))
+            .copied()
+            .collect();
+    }
+    (!live.is_empty()).then(|| live[attempt % live.len()])
 }

@@ -354,21 +354,7 @@ impl TxnCluster {
     /// The region to send a request for encoded key `key` to: the scheduler's, unless
     /// `fresher` (from a store's `EpochNotMatch`) is at least as new.
     fn route_region(&self, key: &[u8], fresher: &Option<Region>) -> Option<Region> {
-        let known = self.cluster.pd().region_by_key(key);
-        match (known, fresher) {
-            (Some(k), Some(f)) => {
-                let (ke, fe) = (
-                    k.region_epoch.unwrap_or_default(),
-                    f.region_epoch.unwrap_or_default(),
-                );
-                if fe.version >= ke.version && fe.conf_ver >= ke.conf_ver {
-                    Some(f.clone())
-                } else {
-                    Some(k)
-                }
-            }
-            (k, f) => k.or_else(|| f.clone()),
-        }
+        crate::cluster::newest_region(self.cluster.pd().region_by_key(key), fresher)
     }
 
     /// The peer of `region` to try: the last known leader, else the scheduler's, else running
@@ -379,28 +365,17 @@ impl TxnCluster {
         avoid: &mut HashSet<u64>,
         attempt: usize,
     ) -> Option<Peer> {
-        let member = |p: &Peer| region.peers.iter().any(|x| x.id == p.id);
-        let usable = |p: &Peer| self.cluster.is_running(p.store_id) && !avoid.contains(&p.id);
-        let hint = self.leaders.lock().get(&region.id).copied();
-        for p in [hint, self.cluster.pd().leader_of(region.id)]
-            .into_iter()
-            .flatten()
-        {
-            if member(&p) && usable(&p) {
-                return Some(p);
-            }
-        }
-        let mut live: Vec<Peer> = region.peers.iter().filter(|p| usable(p)).copied().collect();
-        if live.is_empty() {
-            avoid.clear();
-            live = region
-                .peers
-                .iter()
-                .filter(|p| self.cluster.is_running(p.store_id))
-                .copied()
-                .collect();
-        }
-        (!live.is_empty()).then(|| live[attempt % live.len()])
+        let hints = [
+            self.leaders.lock().get(&region.id).copied(),
+            self.cluster.pd().leader_of(region.id),
+        ];
+        crate::cluster::pick_peer(
+            region,
+            hints,
+            |s| self.cluster.is_running(s),
+            avoid,
+            attempt,
+        )
     }
 
     /// Stops sending this call to `peer` and forgets it as the region's leader.
