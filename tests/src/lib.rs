@@ -34,6 +34,7 @@ pub mod config;
 pub mod errors;
 pub mod generic;
 pub mod pd;
+pub mod process;
 pub mod transport;
 pub mod txn_client;
 

@@ -22,14 +22,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use client::{Config, RawClient, TransactionClient};
 use parking_lot::Mutex;
 use proto::kvrpcpb::{Context, SplitRegionRequest};
 use proto::tikvpb::tikv_client::TikvClient;
-use tinykv_playground::{Binaries, ClusterConfig, ProcessCluster};
+use tests::process::binaries;
+use tinykv_playground::{ClusterConfig, ProcessCluster};
 use tokio::time::Instant;
 
 /// How long any one condition may take to come true on a loaded 2-core machine. Waits poll;
@@ -45,12 +46,6 @@ const TXN_KEYS: usize = 100;
 /// User keys the key space is split at: four boundaries, five regions.
 const SPLIT_KEYS: [&str; 4] = ["k/25", "k/50", "k/75", "r/100"];
 
-/// The server binaries, built once (a no-op when up to date) so a test never runs stale ones.
-fn binaries() -> &'static Binaries {
-    static BINS: OnceLock<Binaries> = OnceLock::new();
-    BINS.get_or_init(|| Binaries::build_with_cargo(!cfg!(debug_assertions)).expect("build servers"))
-}
-
 fn raw_key(i: usize) -> String {
     format!("r/{i:03}")
 }
@@ -61,22 +56,12 @@ fn txn_key(i: usize) -> String {
 
 /// Retries `op` until it succeeds, failing the test after [`DEADLINE`]. For idempotent
 /// operations only: a failed attempt may still have been applied.
-async fn until_ok<T, F, Fut>(what: &str, mut op: F) -> T
+async fn until_ok<T, F, Fut>(what: &str, op: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = client::Result<T>>,
 {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match op().await {
-            Ok(v) => return v,
-            Err(e) if Instant::now() < deadline => {
-                tracing::debug!(what, error = %e, "retrying");
-                tokio::time::sleep(RETRY).await;
-            }
-            Err(e) => panic!("{what}: still failing after {DEADLINE:?}: {e}"),
-        }
-    }
+    tests::process::until_ok(what, DEADLINE, RETRY, op).await
 }
 
 /// Polls `check` (an explanation of what is missing, or `None`) until it passes.

@@ -22,13 +22,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use client::{Config, RawClient};
 use parking_lot::Mutex;
 use serde_json::Value as Json;
-use tinykv_playground::{Binaries, ClusterConfig, ProcessCluster};
+use tests::process::binaries;
+use tinykv_playground::{ClusterConfig, ProcessCluster};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -70,12 +71,6 @@ const MIN_WRITES_DURING_MOVES: usize = 20;
 /// counted as at least 1 MiB (scheduler `core/region.rs`); every region here is far below
 /// 1 MiB, so sizes are region counts and a gap of 2 is where it stops.
 const BALANCE_GAP: usize = 2;
-
-/// The server binaries, built once (a no-op when up to date) so the test never runs stale ones.
-fn binaries() -> &'static Binaries {
-    static BINS: OnceLock<Binaries> = OnceLock::new();
-    BINS.get_or_init(|| Binaries::build_with_cargo(!cfg!(debug_assertions)).expect("build servers"))
-}
 
 fn load_key(i: usize) -> String {
     format!("load/{i:05}")
@@ -365,22 +360,12 @@ where
 
 /// Retries `op` until it succeeds, failing the test after [`DEADLINE`]. For idempotent
 /// operations only: a failed attempt may still have been applied.
-async fn until_ok<T, F, Fut>(what: &str, mut op: F) -> T
+async fn until_ok<T, F, Fut>(what: &str, op: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = client::Result<T>>,
 {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        match op().await {
-            Ok(v) => return v,
-            Err(e) if Instant::now() < deadline => {
-                tracing::debug!(what, error = %e, "retrying");
-                tokio::time::sleep(POLL).await;
-            }
-            Err(e) => panic!("{what}: still failing after {DEADLINE:?}: {e}"),
-        }
-    }
+    tests::process::until_ok(what, DEADLINE, POLL, op).await
 }
 
 // ---- Data -----------------------------------------------------------------------------------
