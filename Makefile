@@ -8,6 +8,7 @@ export CARGO_TERM_COLOR ?= never
 CARGO ?= cargo
 
 .PHONY: build release test fmt fmt-check lint doc clean-data sql sql-memory playground ctl e2e \
+        compat compat-venv \
         project1 project2 project2a project2b project2c project3 project3a project3b project3c \
         project4 project4a project4b project4c project4-bank bench-raftstore bench bench-compare chaos-raftstore
 
@@ -17,9 +18,11 @@ build:
 release:
 	$(CARGO) build --workspace --release --bins
 
-# Everything: unit tests, every staged suite, doctests.
+# Everything: unit tests, every staged suite, the end-to-end and SQL tests, doctests, then the
+# conformance suite with TiKV's official clients (its own workspace; see `compat` below).
 test:
 	$(CARGO) test --workspace --no-fail-fast
+	$(MAKE) compat
 
 fmt:
 	$(CARGO) fmt --all
@@ -47,10 +50,12 @@ ctl:
 	$(CARGO_TARGET_DIR)/release/tinykv-ctl $(ARGS)
 
 # End-to-end tests with real processes (also part of `make test`): the client across regions
-# with a store killed and restarted (tests/tests/e2e.rs), the process launcher and the
-# playground binary, and tinykv-ctl against a scheduler and a whole cluster.
+# with a store killed and restarted (tests/tests/e2e.rs), automatic splits and rebalancing onto
+# a fourth store (tests/tests/e2e_scheduling.rs), the process launcher and the playground
+# binary, and tinykv-ctl against a scheduler and a whole cluster.
 e2e:
 	$(CARGO) test -p tests --test e2e
+	$(CARGO) test -p tests --test e2e_scheduling
 	$(CARGO) test -p tinykv-playground
 	$(CARGO) test -p tinykv-ctl
 
@@ -148,3 +153,22 @@ sql:
 
 sql-memory:
 	TINYKV_SQL_TEST_BACKEND=memory $(CARGO) test -p tinykv-sql
+
+# ---- Conformance (docs/COMPATIBILITY.md) -------------------------------------------------------
+
+# The venv with the PyPI clients pinned in tests/compat/python/requirements.txt (tikv-python,
+# and the tikv-client 0.0.4 wheel, which exists for CPython 3.11 only). Left alone when it
+# already holds exactly those pins, recreated when they change.
+COMPAT_PYTHON ?= python3.11
+COMPAT_VENV ?= $(CURDIR)/tests/compat/.venv
+
+compat-venv:
+	bash tests/compat/python/make-venv.sh "$(COMPAT_PYTHON)" "$(abspath $(COMPAT_VENV))"
+
+# TiKV's official clients against real clusters (tests/compat, a Cargo workspace of its own):
+# the Rust tikv-client 0.4 under each topology (one region, forced splits, leader transfers,
+# epoch changes, a killed store), then tikv-python and the tikv-client wheel on one region and
+# across splits; every write is read back through our client. The last step of `make test`.
+compat: compat-venv
+	$(CARGO) build -p scheduler --bin tinyscheduler-server -p kvserver --bin tinykv-server
+	cd tests/compat && TINYKV_COMPAT_PYTHON="$(abspath $(COMPAT_VENV))/bin/python" $(CARGO) test --no-fail-fast

@@ -1,7 +1,7 @@
 """Shared plumbing of the Python scenario scripts.
 
-The Rust harness (tests/python.rs) starts the cluster, seeds data, forces splits between
-phases, and runs each script as::
+The Rust harness (src/python, tests/python_clients.rs) starts the cluster, seeds data, forces
+splits between phases, and runs each script as::
 
     python <script> --pd HOST:PORT --prefix NS/ --seed-prefix SEED/ --seed-count N
 
@@ -13,9 +13,12 @@ left under ``--prefix``, which the harness reads back through another client.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
+import os
 import sys
 import time
+import traceback
 from typing import Callable, Iterable
 
 
@@ -40,7 +43,7 @@ def key(prefix: str, i: int) -> bytes:
 
 
 def seed_value(i: int) -> bytes:
-    """The value the harness seeds key ``i`` with (see tests/python.rs)."""
+    """The value the harness seeds key ``i`` with (``Phase::seeds`` in src/python/mod.rs)."""
     return f"seed-{i:03}".encode()
 
 
@@ -91,12 +94,28 @@ def report(pairs: dict[bytes, bytes], **extra) -> None:
 
 
 def run(main: Callable[[argparse.Namespace], None], description: str) -> None:
+    """Runs ``main`` and exits: 0 when it returned, 1 on a mismatch or any other exception."""
+    # A crash inside a client's native code prints the Python stack instead of dying silently.
+    faulthandler.enable()
     args = parse_args(description)
+    code = 0
     try:
         main(args)
     except Mismatch as e:
         log(f"MISMATCH: {e}")
-        sys.exit(1)
+        code = 1
+    # BaseException: the wheel's Rust panics arrive as pyo3's PanicException, which is not an
+    # Exception.
+    except BaseException:  # noqa: BLE001 - any failure fails the scenario, with its traceback
+        traceback.print_exc()
+        code = 1
+    # Leave without interpreter finalization: the tikv-client 0.0.4 wheel's tokio threads call
+    # back into Python while it finalizes and kill the finished process (SIGSEGV, or an abort in
+    # PyGILState_Release) after the report is out (docs/COMPATIBILITY.md). Nothing is left to
+    # clean up: the scenario is over and the harness reads the cluster itself.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def sorted_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

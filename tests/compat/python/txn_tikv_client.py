@@ -1,8 +1,8 @@
 """Transactions through the ``tikv-client`` wheel (PyPI 0.0.4, a PyO3 binding of an older
 client-rust): reads of what the harness seeded, commit and read-back, rollback, a write conflict,
 insert on an existing key, a snapshot at an older timestamp, pessimistic locking, and scans.
-Run by tests/python.rs once on one region and once after the namespace was split (see common.py
-for the arguments and the report).
+Run by tests/python_clients.rs once on one region and once after the namespaces were split (see
+common.py for the arguments and the report).
 
 The wheel panics (``PanicException``) when an uncommitted transaction is dropped, so every
 transaction here ends in commit or rollback.

@@ -73,7 +73,10 @@ impl CompatCluster {
         .await?;
         let dir = if config.keep_data {
             let kept = dir.keep();
-            eprintln!("tinykv-compat: cluster data and logs kept in {}", kept.display());
+            eprintln!(
+                "tinykv-compat: cluster data and logs kept in {}",
+                kept.display()
+            );
             None
         } else {
             Some(dir)
@@ -296,7 +299,10 @@ impl CompatCluster {
     /// Stops the processes cleanly (an unclean exit is an error quoting the store's log).
     pub async fn stop(self) -> Result<()> {
         let CompatCluster {
-            cluster, dir, _slot, ..
+            cluster,
+            dir,
+            _slot,
+            ..
         } = self;
         cluster.stop().await?;
         drop(dir);

@@ -26,7 +26,8 @@ pub struct HarnessConfig {
     /// How long one Python scenario script may run before it is killed.
     pub script_timeout: Duration,
     /// The Python interpreter with `tikv-python` and `tikv-client` installed; `None` uses
-    /// [`PYTHON_ENV`] or else `python/.venv/bin/python` of this crate.
+    /// [`PYTHON_ENV`] or else `.venv/bin/python` of this crate (where `make compat-venv` puts
+    /// it).
     pub python: Option<PathBuf>,
     /// Keep the cluster's folder (data and logs) after the test.
     pub keep_data: bool,
@@ -86,7 +87,7 @@ impl HarnessConfig {
         if let Some(p) = std::env::var_os(PYTHON_ENV) {
             return PathBuf::from(p);
         }
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/.venv/bin/python")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
     }
 }
 
@@ -136,7 +137,7 @@ mod tests {
         assert_eq!(cfg.python_path(), PathBuf::from("/opt/py/bin/python"));
         if std::env::var_os(PYTHON_ENV).is_none() {
             let p = HarnessConfig::default().python_path();
-            assert!(p.ends_with("python/.venv/bin/python"), "{}", p.display());
+            assert!(p.ends_with("compat/.venv/bin/python"), "{}", p.display());
         }
     }
 }

@@ -27,9 +27,10 @@ pub enum Error {
     TikvClient {
         /// The operation.
         what: String,
-        /// The client's error.
+        /// The client's error (boxed: it is several hundred bytes, and every `Result` of the
+        /// harness would carry that size).
         #[source]
-        source: tikv_client::Error,
+        source: Box<tikv_client::Error>,
     },
     /// A gRPC call of the harness itself (SplitRegion, KvPrewrite seeding) failed.
     #[error("{rpc}: {message}")]
@@ -61,7 +62,9 @@ pub enum Error {
     #[error("python: {0}")]
     PythonSetup(String),
     /// A Python scenario script failed.
-    #[error("python {script} exited with {status}:\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}")]
+    #[error(
+        "python {script} exited with {status}:\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+    )]
     PythonScript {
         /// The script.
         script: PathBuf,
@@ -95,6 +98,9 @@ impl Error {
     /// Wraps an error of TiKV's client with the operation that failed.
     pub fn tikv(what: impl Into<String>) -> impl FnOnce(tikv_client::Error) -> Error {
         let what = what.into();
-        move |source| Error::TikvClient { what, source }
+        move |source| Error::TikvClient {
+            what,
+            source: Box::new(source),
+        }
     }
 }

@@ -17,10 +17,15 @@
 //!        │     reads every write back through our `client` crate (second path)
 //!        │     counts the client's own retries (its Prometheus counters)         [metrics]
 //!        │
-//!        └─ Python scripts (python/*.py, pinned venv) ──▶ cluster                   [python]
-//!              check their client's answers, print a JSON report of what they left;
-//!              the harness reads that back through our `client` crate
+//!        └─ Python scripts (python/*.py, pinned venv) ──▶ cluster      [python::{raw, txn}]
+//!              read what our client seeded, check their client's answers, print a JSON
+//!              report of what they left; the harness compares it with what each script
+//!              must leave and reads it back through our `client` crate
 //! ```
+//!
+//! `tests/rust_client.rs` runs the Rust scenarios under each topology; `tests/python_clients.rs`
+//! runs each Python script on one region, then across forced splits. `make compat` runs both
+//! (after `make compat-venv` and a build of the servers).
 //!
 //! Keys are laid out so raw and transactional data never share a region boundary
 //! ([`keys`]); every wait polls with a deadline ([`wait`]); one cluster runs at a time per test

@@ -70,7 +70,10 @@ async fn leader_client(
         .await
         .map_err(|e| {
             c.pd().invalidate_store(leader.store_id);
-            format!("connect to store {} at {}: {e}", leader.store_id, store.address)
+            format!(
+                "connect to store {} at {}: {e}",
+                leader.store_id, store.address
+            )
         })
 }
 
@@ -188,7 +191,12 @@ pub async fn prewrite_only(
 
 /// Commits `keys` of transaction `start_ts` at `commit_ts`, region by region (the primary
 /// alone, say, to leave the secondaries for a reader to resolve).
-pub async fn commit(c: &CompatCluster, keys: &[Vec<u8>], start_ts: u64, commit_ts: u64) -> Result<()> {
+pub async fn commit(
+    c: &CompatCluster,
+    keys: &[Vec<u8>],
+    start_ts: u64,
+    commit_ts: u64,
+) -> Result<()> {
     let what = format!("commit of {} keys of {start_ts} at {commit_ts}", keys.len());
     let outcome: std::result::Result<(), String> = c
         .poll(&what, || async {
@@ -264,7 +272,10 @@ mod tests {
 
     #[test]
     fn transactional_ranges_are_encoded_raw_ones_are_not() {
-        assert_eq!(pd_range(Api::Raw, b"a", b"b"), (b"a".to_vec(), b"b".to_vec()));
+        assert_eq!(
+            pd_range(Api::Raw, b"a", b"b"),
+            (b"a".to_vec(), b"b".to_vec())
+        );
         let (s, e) = pd_range(Api::Txn, b"a", b"b");
         assert_eq!(client::codec::decode_bytes(&s).unwrap(), b"a".to_vec());
         assert!(s < e);

@@ -42,7 +42,11 @@ async fn single_region() -> Result<()> {
     assert_eq!(c.regions().await?.len(), 1, "a new cluster is one region");
     let t = Clients::connect(&c).await?;
     scenarios::run_all(&c, &t).await?;
-    assert_eq!(c.regions().await?.len(), 1, "nothing split the region meanwhile");
+    assert_eq!(
+        c.regions().await?.len(),
+        1,
+        "nothing split the region meanwhile"
+    );
     c.stop().await
 }
 
@@ -115,13 +119,22 @@ async fn probe_under(c: &CompatCluster, t: &Clients, change: Change) -> Result<(
 
     // Raw: cache the regions, change them, read again.
     t.raw
-        .batch_put(vec![(raw_a.clone(), b"1".to_vec()), (raw_b.clone(), b"1".to_vec())])
+        .batch_put(vec![
+            (raw_a.clone(), b"1".to_vec()),
+            (raw_b.clone(), b"1".to_vec()),
+        ])
         .await
         .ctx("raw batch_put")?;
-    assert_eq!(t.raw.get(raw_a.clone()).await.ctx("raw get")?, Some(b"1".to_vec()));
+    assert_eq!(
+        t.raw.get(raw_a.clone()).await.ctx("raw get")?,
+        Some(b"1".to_vec())
+    );
     apply(c, &raw, &change, 0).await?;
     let delta = Delta::start("raw_get");
-    assert_eq!(t.raw.get(raw_a.clone()).await.ctx("raw get")?, Some(b"1".to_vec()));
+    assert_eq!(
+        t.raw.get(raw_a.clone()).await.ctx("raw get")?,
+        Some(b"1".to_vec())
+    );
     assert!(
         delta.dispatches() >= 2,
         "the first RawGet after the change must meet a region error and be retried; \
@@ -129,7 +142,10 @@ async fn probe_under(c: &CompatCluster, t: &Clients, change: Change) -> Result<(
         delta.dispatches()
     );
     if matches!(change, Change::Split) {
-        assert!(delta.region_lookups() >= 1, "EpochNotMatch makes the client ask PD again");
+        assert!(
+            delta.region_lookups() >= 1,
+            "EpochNotMatch makes the client ask PD again"
+        );
     }
     t.raw
         .put(raw_b.clone(), b"2".to_vec())
@@ -142,11 +158,17 @@ async fn probe_under(c: &CompatCluster, t: &Clients, change: Change) -> Result<(
     let mut model: Pairs = keys.iter().map(|k| (k.clone(), b"v1".to_vec())).collect();
     scenarios::txn::commit_pairs(t, &model).await?;
     let mut tx = t.txn.begin_optimistic().await.ctx("begin")?;
-    assert_eq!(tx.get(keys[0].clone()).await.ctx("get")?, Some(b"v1".to_vec()));
+    assert_eq!(
+        tx.get(keys[0].clone()).await.ctx("get")?,
+        Some(b"v1".to_vec())
+    );
     apply(c, &txn, &change, 0).await?;
     // Key 1 shares key 0's region (the transaction caches values it read, not regions).
     let delta = Delta::start("kv_get");
-    assert_eq!(tx.get(keys[1].clone()).await.ctx("get")?, Some(b"v1".to_vec()));
+    assert_eq!(
+        tx.get(keys[1].clone()).await.ctx("get")?,
+        Some(b"v1".to_vec())
+    );
     assert!(
         delta.dispatches() >= 2,
         "the first KvGet after the change must meet a region error and be retried; \
@@ -159,15 +181,25 @@ async fn probe_under(c: &CompatCluster, t: &Clients, change: Change) -> Result<(
     }
     apply(c, &txn, &change, 1).await?;
     tx.commit().await.ctx("commit after the change")?;
-    assert_eq!(show(&our_txn_pairs(c, &txn).await?), show(&model), "read back commit");
+    assert_eq!(
+        show(&our_txn_pairs(c, &txn).await?),
+        show(&model),
+        "read back commit"
+    );
 
     // Pessimistic: the lock is taken before the change and must still hold after it.
     let (pa, pb) = (pess.key(0), pess.key(KEYS_PER_SCENARIO - 1));
     let mut pm: Pairs = [(pa.clone(), b"p0".to_vec()), (pb.clone(), b"p0".to_vec())].into();
     scenarios::txn::commit_pairs(t, &pm).await?;
     let mut p1 = t.txn.begin_pessimistic().await.ctx("begin pessimistic")?;
-    assert_eq!(p1.get_for_update(pa.clone()).await.ctx("get_for_update")?, Some(b"p0".to_vec()));
-    assert_eq!(p1.get_for_update(pb.clone()).await.ctx("get_for_update")?, Some(b"p0".to_vec()));
+    assert_eq!(
+        p1.get_for_update(pa.clone()).await.ctx("get_for_update")?,
+        Some(b"p0".to_vec())
+    );
+    assert_eq!(
+        p1.get_for_update(pb.clone()).await.ctx("get_for_update")?,
+        Some(b"p0".to_vec())
+    );
     apply(c, &pess, &change, 0).await?;
     let mut p2 = t
         .txn
@@ -180,10 +212,16 @@ async fn probe_under(c: &CompatCluster, t: &Clients, change: Change) -> Result<(
     p2.rollback().await.ctx("rollback p2")?;
     p1.put(pa.clone(), b"p1".to_vec()).await.ctx("put")?;
     p1.put(pb.clone(), b"p1".to_vec()).await.ctx("put")?;
-    p1.commit().await.ctx("pessimistic commit after the change")?;
+    p1.commit()
+        .await
+        .ctx("pessimistic commit after the change")?;
     pm.insert(pa, b"p1".to_vec());
     pm.insert(pb, b"p1".to_vec());
-    assert_eq!(show(&our_txn_pairs(c, &pess).await?), show(&pm), "read back pessimistic");
+    assert_eq!(
+        show(&our_txn_pairs(c, &pess).await?),
+        show(&pm),
+        "read back pessimistic"
+    );
     Ok(())
 }
 
@@ -229,7 +267,10 @@ async fn killed_store() -> Result<()> {
     // A transaction in flight and warm caches when the store dies.
     let ns = Namespace::txn("probe-killed");
     let keys: Vec<Vec<u8>> = (0..KEYS_PER_SCENARIO).map(|i| ns.key(i)).collect();
-    let model: Pairs = keys.iter().map(|k| (k.clone(), b"survived".to_vec())).collect();
+    let model: Pairs = keys
+        .iter()
+        .map(|k| (k.clone(), b"survived".to_vec()))
+        .collect();
     let mut tx = t.txn.begin_optimistic().await.ctx("begin")?;
     assert_eq!(tx.get(keys[0].clone()).await.ctx("get")?, None);
     for k in &keys {
@@ -244,13 +285,24 @@ async fn killed_store() -> Result<()> {
     let victim = c.busiest_leader_store().await?;
     let index = c.kill_store(victim).await?;
     tx.commit().await.ctx("commit with a store killed")?;
-    assert_eq!(show(&our_txn_pairs(&c, &ns).await?), show(&model), "read back");
-    assert_eq!(t.raw.get(raw.key(0)).await.ctx("raw get")?, Some(b"before".to_vec()));
+    assert_eq!(
+        show(&our_txn_pairs(&c, &ns).await?),
+        show(&model),
+        "read back"
+    );
+    assert_eq!(
+        t.raw.get(raw.key(0)).await.ctx("raw get")?,
+        Some(b"before".to_vec())
+    );
 
     scenarios::run_all(&c, &t).await?;
 
     c.restart_store(index).await?;
-    assert_eq!(show(&our_txn_pairs(&c, &ns).await?), show(&model), "after restart");
+    assert_eq!(
+        show(&our_txn_pairs(&c, &ns).await?),
+        show(&model),
+        "after restart"
+    );
     assert_eq!(c.raw().get(raw.key(0)).await?, Some(b"before".to_vec()));
     c.stop().await
 }

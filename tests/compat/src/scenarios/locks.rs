@@ -1,6 +1,7 @@
 //! Lock resolution: transactions abandoned between prewrite and commit, and the later reader of
 //! TiKV's client that must clean them up (`KvCheckTxnStatus` on the primary, then
-//! `KvResolveLock`, then the read again).
+//! `KvResolveLock`, then the read again); the client's lock scan (`KvScanLock`) and explicit
+//! `resolve_locks` on the same locks.
 //!
 //! The abandoned transactions are written by the harness with `KvPrewrite` (and, for one, a
 //! `KvCommit` of the primary alone): exactly what the stores hold after a client crashed at that
@@ -69,10 +70,41 @@ pub async fn abandoned_before_commit(c: &CompatCluster, t: &Clients) -> Result<(
     ];
     rpc::prewrite_only(c, &primary, &puts, start_ts, ttl_ms).await?;
 
+    // A lock scan (`KvScanLock`, region by region) finds both locks, and resolving them while
+    // the TTL runs (`KvCheckTxnStatus` on the primary) leaves both live.
+    let range = ns.range();
+    let now = t.txn.current_timestamp().await.ctx("current_timestamp")?;
+    let locks = t
+        .txn
+        .scan_locks(&now, range.start.clone()..range.end.clone(), 100)
+        .await
+        .ctx("scan_locks")?;
+    let mut found: Vec<(Vec<u8>, Vec<u8>, u64)> = locks
+        .iter()
+        .map(|l| (l.key.clone(), l.primary_lock.clone(), l.lock_version))
+        .collect();
+    found.sort();
+    let want = vec![
+        (primary.clone(), primary.clone(), start_ts),
+        (secondary.clone(), primary.clone(), start_ts),
+    ];
+    assert_eq!(
+        found, want,
+        "scan_locks: (key, primary, start ts) of each lock"
+    );
+    let live = t
+        .txn
+        .resolve_locks(locks, now, Backoff::no_backoff())
+        .await
+        .ctx("resolve_locks of live locks")?;
+    assert_eq!(live.len(), 2, "locks within their TTL stay: {live:?}");
+
     // The lock is alive: the default reader backs off and gives up.
     let mut hasty = t
         .txn
-        .begin_with_options(TransactionOptions::new_optimistic().drop_check(tikv_client::CheckLevel::Warn))
+        .begin_with_options(
+            TransactionOptions::new_optimistic().drop_check(tikv_client::CheckLevel::Warn),
+        )
         .await
         .ctx("begin")?;
     let err = hasty
@@ -92,17 +124,28 @@ pub async fn abandoned_before_commit(c: &CompatCluster, t: &Clients) -> Result<(
             .ctx("batch_get through the expired lock")?,
     );
     reader.rollback().await.ctx("rollback")?;
-    assert_eq!(show(&got), show(&old), "the abandoned writes are rolled back");
+    assert_eq!(
+        show(&got),
+        show(&old),
+        "the abandoned writes are rolled back"
+    );
     assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&old), "read back");
+    let now = t.txn.current_timestamp().await.ctx("current_timestamp")?;
+    let left = t
+        .txn
+        .scan_locks(&now, range.start..range.end, 100)
+        .await
+        .ctx("scan_locks")?;
+    assert!(left.is_empty(), "no lock left after the rollback: {left:?}");
 
     // Nothing lingers: a new transaction writes both keys at once.
-    let new: Pairs = [
-        (primary, b"new".to_vec()),
-        (secondary, b"new".to_vec()),
-    ]
-    .into();
+    let new: Pairs = [(primary, b"new".to_vec()), (secondary, b"new".to_vec())].into();
     super::txn::commit_pairs(t, &new).await?;
-    assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&new), "read back new writes");
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&new),
+        "read back new writes"
+    );
     Ok(())
 }
 
@@ -116,7 +159,11 @@ pub async fn abandoned_after_primary_commit(c: &CompatCluster, t: &Clients) -> R
     let secondaries = [ns.key(KEYS_PER_SCENARIO - 2), ns.key(KEYS_PER_SCENARIO - 1)];
     let start_ts = c.txn().current_timestamp().await?.version();
     let mut puts = vec![(primary.clone(), b"committed".to_vec())];
-    puts.extend(secondaries.iter().map(|k| (k.clone(), b"committed".to_vec())));
+    puts.extend(
+        secondaries
+            .iter()
+            .map(|k| (k.clone(), b"committed".to_vec())),
+    );
     // A TTL no test waits for: only the committed primary may let readers through.
     rpc::prewrite_only(c, &primary, &puts, start_ts, 60_000).await?;
     let commit_ts = c.txn().current_timestamp().await?.version();
@@ -133,6 +180,10 @@ pub async fn abandoned_after_primary_commit(c: &CompatCluster, t: &Clients) -> R
     );
     reader.rollback().await.ctx("rollback")?;
     assert_eq!(show(&got), show(&want), "secondaries resolved as committed");
-    assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&want), "read back");
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&want),
+        "read back"
+    );
     Ok(())
 }

@@ -5,9 +5,11 @@
 //!
 //! - [`raw`]: get/put/delete, batches, delete_range, compare-and-swap, column families, the
 //!   refused TTL, and the scans the client gets right.
-//! - [`txn`]: commit and read-back, rollback, write conflict, insert on an existing key, snapshot
-//!   reads at an older timestamp, scans across regions.
-//! - [`locks`]: transactions abandoned between prewrite and commit, resolved by later readers.
+//! - [`txn`]: commit and read-back, rollback, write conflict, `lock_keys`, insert on an existing
+//!   key, snapshot reads at an older timestamp, scans across regions, and what the client's 1PC
+//!   and async-commit options do here.
+//! - [`locks`]: transactions abandoned between prewrite and commit, found by a lock scan and
+//!   resolved by later readers.
 //! - [`pessimistic`]: `get_for_update`, pessimistic puts, lock conflicts and rollback.
 //!
 //! The topology tests (`tests/rust_client.rs`) run them on one region, after forced splits,
@@ -81,8 +83,7 @@ pub async fn run_all(c: &CompatCluster, t: &Clients) -> Result<()> {
 /// Raw pairs of `ns` read back through our client.
 pub async fn our_raw_pairs(c: &CompatCluster, ns: &Namespace) -> Result<Pairs> {
     let range = ns.range();
-    Ok(c
-        .raw()
+    Ok(c.raw()
         .scan(range.start..range.end, client::MAX_SCAN_LIMIT)
         .await?
         .into_iter()
@@ -99,8 +100,7 @@ pub async fn our_txn_pairs(c: &CompatCluster, ns: &Namespace) -> Result<Pairs> {
 /// Transactional pairs of `ns` read back through our client at `version`.
 pub async fn our_txn_pairs_at(c: &CompatCluster, ns: &Namespace, version: u64) -> Result<Pairs> {
     let range = ns.range();
-    Ok(c
-        .txn()
+    Ok(c.txn()
         .snapshot(client::Timestamp::from_version(version))
         .scan(range.start..range.end, client::MAX_SCAN_LIMIT)
         .await?

@@ -64,7 +64,10 @@ pub async fn lock_write_commit(c: &CompatCluster, t: &Clients) -> Result<()> {
         .get_for_update(a.clone())
         .await
         .expect_err("a key locked by t1 cannot be locked by t2");
-    assert!(format!("{err:?}").to_lowercase().contains("lock"), "{err:?}");
+    assert!(
+        format!("{err:?}").to_lowercase().contains("lock"),
+        "{err:?}"
+    );
     t2.rollback().await.ctx("rollback t2")?;
 
     t1.put(a.clone(), b"a1".to_vec()).await.ctx("put")?;
@@ -74,20 +77,32 @@ pub async fn lock_write_commit(c: &CompatCluster, t: &Clients) -> Result<()> {
     model.insert(a, b"a1".to_vec());
     model.insert(absent, b"new".to_vec());
     model.remove(&b);
-    assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&model), "read back t1");
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&model),
+        "read back t1"
+    );
 
     // A pessimistic put locks at once; rollback releases it for the next transaction.
     let mut t3 = t.txn.begin_pessimistic().await.ctx("begin t3")?;
-    t3.put(d.clone(), b"never".to_vec()).await.ctx("pessimistic put")?;
+    t3.put(d.clone(), b"never".to_vec())
+        .await
+        .ctx("pessimistic put")?;
     t3.rollback().await.ctx("rollback t3")?;
     let mut t4 = t.txn.begin_pessimistic().await.ctx("begin t4")?;
     assert_eq!(
-        t4.get_for_update(d.clone()).await.ctx("get_for_update after rollback")?,
+        t4.get_for_update(d.clone())
+            .await
+            .ctx("get_for_update after rollback")?,
         Some(b"d0".to_vec())
     );
     t4.put(d.clone(), b"d1".to_vec()).await.ctx("put")?;
     t4.commit().await.ctx("commit t4")?;
     model.insert(d, b"d1".to_vec());
-    assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&model), "read back t4");
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&model),
+        "read back t4"
+    );
     Ok(())
 }

@@ -51,12 +51,23 @@ pub async fn point_ops(c: &CompatCluster, t: &Clients) -> Result<()> {
         for tag in ["v1", "v2"] {
             let value = ns.value(i, tag);
             t.raw.put(key.clone(), value.clone()).await.ctx("raw put")?;
-            assert_eq!(t.raw.get(key.clone()).await.ctx("raw get")?, Some(value.clone()));
-            assert_eq!(c.raw().get(key.clone()).await?, Some(value), "read back {i}");
+            assert_eq!(
+                t.raw.get(key.clone()).await.ctx("raw get")?,
+                Some(value.clone())
+            );
+            assert_eq!(
+                c.raw().get(key.clone()).await?,
+                Some(value),
+                "read back {i}"
+            );
         }
         t.raw.delete(key.clone()).await.ctx("raw delete")?;
         assert_eq!(t.raw.get(key.clone()).await.ctx("raw get")?, None);
-        assert_eq!(c.raw().get(key.clone()).await?, None, "read back deleted {i}");
+        assert_eq!(
+            c.raw().get(key.clone()).await?,
+            None,
+            "read back deleted {i}"
+        );
         // Deleting an absent key is not an error.
         t.raw.delete(key).await.ctx("raw delete absent")?;
     }
@@ -92,7 +103,11 @@ pub async fn batch_ops(c: &CompatCluster, t: &Clients) -> Result<()> {
     }
     let got = tikv_pairs(t.raw.batch_get(keys).await.ctx("raw batch_get")?);
     assert_eq!(show(&got), show(&model), "batch_get after batch_delete");
-    assert_eq!(our_raw_pairs(c, &ns).await?, model, "read back batch_delete");
+    assert_eq!(
+        our_raw_pairs(c, &ns).await?,
+        model,
+        "read back batch_delete"
+    );
     Ok(())
 }
 
@@ -122,7 +137,10 @@ pub async fn delete_range(c: &CompatCluster, t: &Clients) -> Result<()> {
         .delete_range(range.start..range.end)
         .await
         .ctx("raw delete_range all")?;
-    assert!(our_raw_pairs(c, &ns).await?.is_empty(), "read back delete_range all");
+    assert!(
+        our_raw_pairs(c, &ns).await?.is_empty(),
+        "read back delete_range all"
+    );
     Ok(())
 }
 
@@ -140,7 +158,10 @@ pub async fn compare_and_swap(c: &CompatCluster, t: &Clients) -> Result<()> {
         assert_eq!(cas(None, v1.clone()).await.ctx("cas")?, (None, true));
         assert_eq!(c.raw().get(key.clone()).await?, Some(v1.clone()));
         // Expected absent, but present: not swapped, the current value reported.
-        assert_eq!(cas(None, v2.clone()).await.ctx("cas")?, (Some(v1.clone()), false));
+        assert_eq!(
+            cas(None, v2.clone()).await.ctx("cas")?,
+            (Some(v1.clone()), false)
+        );
         // Wrong expected value: not swapped.
         assert_eq!(
             cas(Some(v2.clone()), v3.clone()).await.ctx("cas")?,
@@ -154,7 +175,10 @@ pub async fn compare_and_swap(c: &CompatCluster, t: &Clients) -> Result<()> {
         );
         assert_eq!(c.raw().get(key.clone()).await?, Some(v3.clone()));
         // The atomic client's plain writes.
-        t.cas.put(key.clone(), v2.clone()).await.ctx("cas-mode put")?;
+        t.cas
+            .put(key.clone(), v2.clone())
+            .await
+            .ctx("cas-mode put")?;
         assert_eq!(c.raw().get(key.clone()).await?, Some(v2));
         t.cas.delete(key.clone()).await.ctx("cas-mode delete")?;
         assert_eq!(c.raw().get(key).await?, None);
@@ -175,10 +199,23 @@ pub async fn column_families(c: &CompatCluster, t: &Clients) -> Result<()> {
         write_cf.get(key.clone()).await.ctx("raw get cf=write")?,
         Some(value.clone())
     );
-    assert_eq!(c.raw().with_cf("write").get(key.clone()).await?, Some(value));
-    assert_eq!(t.raw.get(key.clone()).await.ctx("raw get cf=default")?, None);
-    assert_eq!(c.raw().get(key.clone()).await?, None, "default cf untouched");
-    write_cf.delete(key.clone()).await.ctx("raw delete cf=write")?;
+    assert_eq!(
+        c.raw().with_cf("write").get(key.clone()).await?,
+        Some(value)
+    );
+    assert_eq!(
+        t.raw.get(key.clone()).await.ctx("raw get cf=default")?,
+        None
+    );
+    assert_eq!(
+        c.raw().get(key.clone()).await?,
+        None,
+        "default cf untouched"
+    );
+    write_cf
+        .delete(key.clone())
+        .await
+        .ctx("raw delete cf=write")?;
     assert_eq!(c.raw().with_cf("write").get(key).await?, None);
     Ok(())
 }
@@ -200,7 +237,11 @@ pub async fn ttl_is_refused(c: &CompatCluster, t: &Clients) -> Result<()> {
         .await
         .expect_err("batch_put_with_ttl must be refused");
     assert!(format!("{err:?}").contains("TTL"), "{err:?}");
-    assert_eq!(c.raw().get(key.clone()).await?, None, "a refused write wrote nothing");
+    assert_eq!(
+        c.raw().get(key.clone()).await?,
+        None,
+        "a refused write wrote nothing"
+    );
     assert!(t.raw.get_key_ttl_secs(key).await.is_err());
     Ok(())
 }
@@ -252,6 +293,10 @@ pub async fn scans(c: &CompatCluster, t: &Clients) -> Result<()> {
         .into_iter()
         .map(Into::into)
         .collect();
-    assert_eq!(keys, (3..7).map(|i| ns.key(i)).collect::<Vec<_>>(), "scan_keys");
+    assert_eq!(
+        keys,
+        (3..7).map(|i| ns.key(i)).collect::<Vec<_>>(),
+        "scan_keys"
+    );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Optimistic transactions with TiKV's Rust client: commit and read-back, rollback, write
-//! conflicts, `insert` on an existing key, snapshot reads at an older timestamp, and scans.
+//! conflicts, `lock_keys` (a read guarded against concurrent writes), `insert` on an existing key, snapshot reads at an older timestamp, scans, and what
+//! the client's 1PC and async-commit options do against a server that implements neither.
 
 use tikv_client::{CheckLevel, Timestamp, TimestampExt, TransactionOptions};
 
@@ -10,25 +11,31 @@ use crate::keys::{Namespace, KEYS_PER_SCENARIO};
 
 const COMMIT: &str = "commit";
 const CONFLICT: &str = "conflict";
+const LOCK_KEYS: &str = "lock-keys";
 const INSERT: &str = "insert";
 const SNAPSHOT: &str = "snapshot";
 const SCAN: &str = "scan";
+const FALLBACK: &str = "fallback";
 
 /// The namespaces of the transactional scenarios.
 pub fn namespaces() -> Vec<Namespace> {
-    [COMMIT, CONFLICT, INSERT, SNAPSHOT, SCAN]
-        .into_iter()
-        .map(Namespace::txn)
-        .collect()
+    [
+        COMMIT, CONFLICT, LOCK_KEYS, INSERT, SNAPSHOT, SCAN, FALLBACK,
+    ]
+    .into_iter()
+    .map(Namespace::txn)
+    .collect()
 }
 
 /// Every transactional scenario.
 pub async fn run(c: &CompatCluster, t: &Clients) -> Result<()> {
     commit_and_read_back(c, t).await?;
     write_conflict(c, t).await?;
+    lock_keys(c, t).await?;
     insert_existing(c, t).await?;
     snapshot_reads(c, t).await?;
     scans(c, t).await?;
+    commit_fallbacks(c, t).await?;
     Ok(())
 }
 
@@ -58,7 +65,9 @@ async fn tikv_read_at(t: &Clients, ns: &Namespace, ts: Timestamp) -> Result<Pair
     let mut snap = t.txn.snapshot(ts, TransactionOptions::new_optimistic());
     let range = ns.range();
     Ok(tikv_pairs(
-        snap.scan(range.start..range.end, 1000).await.ctx("snapshot scan")?,
+        snap.scan(range.start..range.end, 1000)
+            .await
+            .ctx("snapshot scan")?,
     ))
 }
 
@@ -71,8 +80,16 @@ pub async fn commit_and_read_back(c: &CompatCluster, t: &Clients) -> Result<()> 
         .collect();
     let ts = commit_pairs(t, &model).await?;
     assert!(ts > 0, "a commit with writes returns its commit ts");
-    assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&model), "read back commit");
-    assert_eq!(show(&tikv_read(t, &ns).await?), show(&model), "tikv-client read");
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&model),
+        "read back commit"
+    );
+    assert_eq!(
+        show(&tikv_read(t, &ns).await?),
+        show(&model),
+        "tikv-client read"
+    );
 
     // Overwrite the odd keys, delete every fourth; get and batch_get inside the transaction.
     let mut txn = t.txn.begin_optimistic().await.ctx("begin")?;
@@ -95,7 +112,11 @@ pub async fn commit_and_read_back(c: &CompatCluster, t: &Clients) -> Result<()> 
     let got = tikv_pairs(txn.batch_get(keys.clone()).await.ctx("batch_get")?);
     assert_eq!(show(&got), show(&model), "batch_get inside the transaction");
     txn.commit().await.ctx("commit")?;
-    assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&model), "read back commit 2");
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&model),
+        "read back commit 2"
+    );
     let mut check = t.txn.begin_optimistic().await.ctx("begin")?;
     let got = tikv_pairs(check.batch_get(keys).await.ctx("batch_get")?);
     check.rollback().await.ctx("rollback read-only")?;
@@ -109,7 +130,11 @@ pub async fn commit_and_read_back(c: &CompatCluster, t: &Clients) -> Result<()> 
             .ctx("put")?;
     }
     txn.rollback().await.ctx("rollback")?;
-    assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&model), "after rollback");
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&model),
+        "after rollback"
+    );
     Ok(())
 }
 
@@ -136,8 +161,61 @@ pub async fn write_conflict(c: &CompatCluster, t: &Clients) -> Result<()> {
     // Cleans up whatever t2 prewrote before the conflict.
     t2.rollback().await.ctx("rollback t2")?;
     let want: Pairs = [(shared, b"t1".to_vec()), (only1, b"t1".to_vec())].into();
-    assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&want), "only t1's writes");
-    assert_eq!(show(&tikv_read(t, &ns).await?), show(&want), "tikv-client read");
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&want),
+        "only t1's writes"
+    );
+    assert_eq!(
+        show(&tikv_read(t, &ns).await?),
+        show(&want),
+        "tikv-client read"
+    );
+    Ok(())
+}
+
+/// `lock_keys` makes a key part of the commit without writing it (`Op::Lock`): when another
+/// transaction wrote the key after this one started, the commit fails with a write conflict;
+/// otherwise it succeeds and leaves the key's value as it was.
+pub async fn lock_keys(c: &CompatCluster, t: &Clients) -> Result<()> {
+    let ns = Namespace::txn(LOCK_KEYS);
+    // The guarded key and the written one in different halves: two regions once split.
+    let (guarded, written) = (ns.key(0), ns.key(KEYS_PER_SCENARIO - 1));
+    let mut model: Pairs = [(guarded.clone(), b"v0".to_vec())].into();
+    commit_pairs(t, &model).await?;
+
+    let mut t1 = t.txn.begin_with_options(may_fail()).await.ctx("begin t1")?;
+    t1.lock_keys(vec![guarded.clone()]).await.ctx("lock_keys")?;
+    t1.put(written.clone(), b"t1".to_vec()).await.ctx("put")?;
+    let mut t2 = t.txn.begin_optimistic().await.ctx("begin t2")?;
+    t2.put(guarded.clone(), b"t2".to_vec()).await.ctx("put")?;
+    t2.commit().await.ctx("commit t2")?;
+    model.insert(guarded.clone(), b"t2".to_vec());
+    let err = t1
+        .commit()
+        .await
+        .expect_err("a locked key written since the start conflicts");
+    assert!(
+        format!("{err:?}").to_lowercase().contains("conflict"),
+        "a write conflict, not {err:?}"
+    );
+    t1.rollback().await.ctx("rollback t1")?;
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&model),
+        "only t2's write"
+    );
+
+    let mut t3 = t.txn.begin_optimistic().await.ctx("begin t3")?;
+    t3.lock_keys(vec![guarded]).await.ctx("lock_keys")?;
+    t3.put(written.clone(), b"t3".to_vec()).await.ctx("put")?;
+    t3.commit().await.ctx("commit t3")?;
+    model.insert(written, b"t3".to_vec());
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&model),
+        "the locked key keeps its value"
+    );
     Ok(())
 }
 
@@ -153,7 +231,9 @@ pub async fn insert_existing(c: &CompatCluster, t: &Clients) -> Result<()> {
     txn.insert(taken.clone(), b"second".to_vec())
         .await
         .ctx("insert")?;
-    txn.put(other.clone(), b"second".to_vec()).await.ctx("put")?;
+    txn.put(other.clone(), b"second".to_vec())
+        .await
+        .ctx("put")?;
     let err = txn
         .commit()
         .await
@@ -163,7 +243,11 @@ pub async fn insert_existing(c: &CompatCluster, t: &Clients) -> Result<()> {
         "already_exist, not {err:?}"
     );
     txn.rollback().await.ctx("rollback")?;
-    assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&model), "nothing written");
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&model),
+        "nothing written"
+    );
 
     let mut txn = t.txn.begin_optimistic().await.ctx("begin")?;
     txn.insert(free.clone(), b"inserted".to_vec())
@@ -171,7 +255,11 @@ pub async fn insert_existing(c: &CompatCluster, t: &Clients) -> Result<()> {
         .ctx("insert")?;
     txn.commit().await.ctx("commit insert")?;
     model.insert(free, b"inserted".to_vec());
-    assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&model), "read back insert");
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&model),
+        "read back insert"
+    );
     Ok(())
 }
 
@@ -198,8 +286,14 @@ pub async fn snapshot_reads(c: &CompatCluster, t: &Clients) -> Result<()> {
     }
     txn.commit().await.ctx("commit")?;
 
-    assert_eq!(show(&tikv_read_at(t, &ns, ts.clone()).await?), show(&old), "scan at old ts");
-    let mut snap = t.txn.snapshot(ts.clone(), TransactionOptions::new_optimistic());
+    assert_eq!(
+        show(&tikv_read_at(t, &ns, ts.clone()).await?),
+        show(&old),
+        "scan at old ts"
+    );
+    let mut snap = t
+        .txn
+        .snapshot(ts.clone(), TransactionOptions::new_optimistic());
     for i in [0, 1, KEYS_PER_SCENARIO - 1] {
         assert_eq!(
             snap.get(ns.key(i)).await.ctx("snapshot get")?,
@@ -212,7 +306,11 @@ pub async fn snapshot_reads(c: &CompatCluster, t: &Clients) -> Result<()> {
         show(&old),
         "our client at the old ts"
     );
-    assert_eq!(show(&tikv_read(t, &ns).await?), show(&new), "fresh snapshot");
+    assert_eq!(
+        show(&tikv_read(t, &ns).await?),
+        show(&new),
+        "fresh snapshot"
+    );
     assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&new), "read back");
     Ok(())
 }
@@ -225,7 +323,11 @@ pub async fn scans(c: &CompatCluster, t: &Clients) -> Result<()> {
         .map(|i| (ns.key(i), ns.value(i, "s")))
         .collect();
     commit_pairs(t, &model).await?;
-    assert_eq!(show(&our_txn_pairs(c, &ns).await?), show(&model), "read back");
+    assert_eq!(
+        show(&our_txn_pairs(c, &ns).await?),
+        show(&model),
+        "read back"
+    );
 
     let ts = t.txn.current_timestamp().await.ctx("current_timestamp")?;
     let mut snap = t.txn.snapshot(ts, TransactionOptions::new_optimistic());
@@ -240,7 +342,11 @@ pub async fn scans(c: &CompatCluster, t: &Clients) -> Result<()> {
     assert_eq!(got, entries(5..15), "scan [5, 15)");
     let got = tikv_list(snap.scan(ns.key(5)..=ns.key(15), 1000).await.ctx("scan")?);
     assert_eq!(got, entries(5..16), "scan [5, 15]");
-    let got = tikv_list(snap.scan(ns.key(5)..range.end.clone(), 7).await.ctx("scan")?);
+    let got = tikv_list(
+        snap.scan(ns.key(5)..range.end.clone(), 7)
+            .await
+            .ctx("scan")?,
+    );
     assert_eq!(got, entries(5..12), "scan from 5, limit 7");
     let keys: Vec<Vec<u8>> = snap
         .scan_keys(ns.key(8).., 4)
@@ -248,11 +354,19 @@ pub async fn scans(c: &CompatCluster, t: &Clients) -> Result<()> {
         .ctx("scan_keys")?
         .map(Into::into)
         .collect();
-    assert_eq!(keys, (8..12).map(|i| ns.key(i)).collect::<Vec<_>>(), "scan_keys");
+    assert_eq!(
+        keys,
+        (8..12).map(|i| ns.key(i)).collect::<Vec<_>>(),
+        "scan_keys"
+    );
 
     let mut rev = entries(0..n);
     rev.reverse();
-    let got = tikv_list(snap.scan_reverse(range.clone(), 1000).await.ctx("scan_reverse")?);
+    let got = tikv_list(
+        snap.scan_reverse(range.clone(), 1000)
+            .await
+            .ctx("scan_reverse")?,
+    );
     assert_eq!(got, rev, "reverse scan of the namespace");
     let got = tikv_list(snap.scan_reverse(range, 3).await.ctx("scan_reverse")?);
     assert_eq!(got, rev[..3].to_vec(), "reverse scan, limit 3");
@@ -264,5 +378,68 @@ pub async fn scans(c: &CompatCluster, t: &Clients) -> Result<()> {
             .ctx("scan_reverse")?,
     );
     assert_eq!(got, want, "reverse scan [4, 16)");
+    Ok(())
+}
+
+/// 1PC and async commit are not implemented here (docs/TRANSACTIONS.md): prewrite answers
+/// `one_pc_commit_ts = 0` and `min_commit_ts = 0`, the protocol's "fell back to two-phase
+/// commit", as TiKV does when it cannot use them. Client 0.4 does not fall back
+/// (docs/COMPATIBILITY.md), and this pins what it does instead, so a change on either side
+/// shows up here:
+/// - `try_one_pc` in one region: `commit` fails with `OnePcFailure`; after `rollback` nothing
+///   was written.
+/// - `use_async_commit`: `commit` reports success with commit ts 0 and never commits the
+///   primary; once the locks' TTL has passed a reader rolls them back: the writes are lost.
+pub async fn commit_fallbacks(c: &CompatCluster, t: &Clients) -> Result<()> {
+    let ns = Namespace::txn(FALLBACK);
+    // Both keys in the first half: one region in every topology.
+    let keys = [ns.key(0), ns.key(1)];
+
+    let mut txn = t
+        .txn
+        .begin_with_options(may_fail().try_one_pc())
+        .await
+        .ctx("begin")?;
+    for k in &keys {
+        txn.put(k.clone(), b"one-pc".to_vec()).await.ctx("put")?;
+    }
+    let err = txn.commit().await.expect_err("1PC without a 1PC server");
+    assert!(
+        matches!(err, tikv_client::Error::OnePcFailure),
+        "OnePcFailure, not {err:?}"
+    );
+    txn.rollback().await.ctx("rollback after OnePcFailure")?;
+    let now = t.txn.current_timestamp().await.ctx("current_timestamp")?;
+    let range = ns.range();
+    let locks = t
+        .txn
+        .scan_locks(&now, range.start..range.end, 100)
+        .await
+        .ctx("scan_locks")?;
+    assert!(
+        locks.is_empty(),
+        "rollback removed the 1PC prewrite: {locks:?}"
+    );
+    assert!(our_txn_pairs(c, &ns).await?.is_empty(), "1PC wrote nothing");
+
+    let mut txn = t
+        .txn
+        .begin_with_options(may_fail().use_async_commit())
+        .await
+        .ctx("begin")?;
+    for k in &keys {
+        txn.put(k.clone(), b"async".to_vec()).await.ctx("put")?;
+    }
+    let ts = txn.commit().await.ctx("async commit")?;
+    assert_eq!(
+        ts.map(|ts| ts.version()),
+        Some(0),
+        "client 0.4 takes min_commit_ts = 0 as the commit ts"
+    );
+    // Our reader waits out the locks' TTL (about 3 s) and rolls the transaction back.
+    assert!(
+        our_txn_pairs(c, &ns).await?.is_empty(),
+        "the async commit's writes are lost"
+    );
     Ok(())
 }
