@@ -32,6 +32,14 @@ pub struct Config {
     pub scan_batch_size: u32,
     /// Store RPCs one call sends concurrently (one per region group).
     pub max_concurrent_requests: usize,
+    /// Send store requests over one shared `BatchCommands` stream per store instead of one
+    /// unary call each (stores that do not serve it get unary calls).
+    pub batch_commands: bool,
+    /// Most requests in one `BatchCommands` message.
+    pub batch_max_requests: usize,
+    /// Most encoded request bytes in one `BatchCommands` message; a larger request goes as a
+    /// unary call.
+    pub batch_max_bytes: usize,
     /// TTL of an optimistic transaction's prewrite locks, counted from the transaction's start
     /// plus its age when prewriting.
     pub txn_lock_ttl: Duration,
@@ -62,6 +70,9 @@ impl Default for Config {
             max_keys_per_request: 2048,
             scan_batch_size: 256,
             max_concurrent_requests: 16,
+            batch_commands: true,
+            batch_max_requests: 128,
+            batch_max_bytes: 1 << 20,
             txn_lock_ttl: Duration::from_secs(3),
             pessimistic_lock_ttl: Duration::from_secs(20),
             heartbeat_interval: Duration::from_millis(1500),
@@ -97,6 +108,11 @@ impl Config {
                     .into(),
             ));
         }
+        if self.batch_max_requests == 0 || self.batch_max_bytes == 0 {
+            return Err(Error::Config(
+                "batch-max-requests and batch-max-bytes must be positive".into(),
+            ));
+        }
         if self.heartbeat_interval.is_zero()
             || self.heartbeat_interval >= self.txn_lock_ttl
             || self.heartbeat_interval >= self.pessimistic_lock_ttl
@@ -130,6 +146,9 @@ impl Config {
             max_keys_per_request: 64,
             scan_batch_size: 16,
             max_concurrent_requests: 8,
+            batch_commands: true,
+            batch_max_requests: 8,
+            batch_max_bytes: 64 << 10,
             txn_lock_ttl: Duration::from_secs(3),
             pessimistic_lock_ttl: Duration::from_secs(20),
             heartbeat_interval: Duration::from_millis(1000),

@@ -19,13 +19,14 @@ use proto::errorpb;
 use tracing::{debug, warn};
 
 use crate::backoff::Backoff;
+use crate::batch::BatchOutcome;
 use crate::config::Config;
 use crate::errors::{describe_region_error, is_retryable_code, Error, Result};
 use crate::pd::PdClient;
 use crate::region::{KeyMode, Region};
 use crate::region_cache::{EpochOutcome, RegionCache};
 use crate::request::{KvRequest, KvResponse};
-use crate::store::StorePool;
+use crate::store::{StoreConn, StorePool};
 
 /// Why one attempt failed in a way the retry loop handles.
 #[derive(Debug)]
@@ -87,11 +88,10 @@ impl Cluster {
             Err(Error::StoreNotFound(id)) => return Ok(Err(Failure::StoreGone(id))),
             Err(e) => return Err(e),
         };
-        let client = self.stores.client(&store.address)?;
+        let conn = self.stores.client(&store.address)?;
         req.set_context(region.context(&leader));
-        let mut request = tonic::Request::new(req);
-        request.set_timeout(self.config.timeout);
-        let outcome = tokio::time::timeout(self.config.timeout, R::send(client, request)).await;
+        let outcome =
+            tokio::time::timeout(self.config.timeout, call(conn, req, self.config.timeout)).await;
         let transport = |error| {
             Ok(Err(Failure::Transport {
                 error,
@@ -100,16 +100,13 @@ impl Cluster {
             }))
         };
         match outcome {
-            Ok(Ok(resp)) => {
-                let mut resp = resp.into_inner();
-                Ok(match resp.take_region_error() {
-                    Some(error) => Err(Failure::Region {
-                        error: Box::new(error),
-                        store_id: store.id,
-                    }),
-                    None => Ok(resp),
-                })
-            }
+            Ok(Ok(mut resp)) => Ok(match resp.take_region_error() {
+                Some(error) => Err(Failure::Region {
+                    error: Box::new(error),
+                    store_id: store.id,
+                }),
+                None => Ok(resp),
+            }),
             Ok(Err(status)) => {
                 let retryable = is_retryable_code(status.code());
                 let error =
@@ -340,6 +337,38 @@ impl Cluster {
         }
         Ok(done)
     }
+}
+
+/// Sends `req` to the store: on its shared `BatchCommands` stream when there is one, else (or
+/// when the stream's answer has no command, see [`crate::batch`]) as a unary call.
+pub(crate) async fn call<R: KvRequest>(
+    conn: StoreConn,
+    req: R,
+    timeout: std::time::Duration,
+) -> std::result::Result<R::Response, tonic::Status> {
+    if let Some(batch) = conn.batch.as_ref().filter(|b| b.is_supported()) {
+        if let Some(cmd) = req.to_batch() {
+            let bytes = cmd.encoded_len();
+            if bytes <= batch.max_bytes() {
+                match batch.call(cmd, bytes).await? {
+                    BatchOutcome::Answered(resp) => {
+                        return R::from_batch(*resp).ok_or_else(|| {
+                            tonic::Status::internal(format!(
+                                "{} answered with another command's response",
+                                R::NAME
+                            ))
+                        })
+                    }
+                    BatchOutcome::Empty | BatchOutcome::Unsupported => {}
+                }
+            }
+        }
+    }
+    let mut request = tonic::Request::new(req);
+    request.set_timeout(timeout);
+    R::send(conn.grpc, request)
+        .await
+        .map(tonic::Response::into_inner)
 }
 
 /// Sleeps (or just spends an attempt) before a retry; `Err(err)` when no attempt is left.

@@ -10,7 +10,8 @@
 //!  dispatch: group keys by region ──▶ RegionCache ──miss──▶ PdClient (GetRegion, ScanRegions)
 //!        │ one request per region          ▲ fixes from region errors
 //!        ▼                                 │ (NotLeader hint, EpochNotMatch, drop)
-//!  StorePool (one channel per store) ──▶ region leader's store ──▶ response / region error
+//!  StorePool (one channel + one BatchCommands stream per store) ──▶ region leader's store
+//!        │                                                    ──▶ response / region error
 //!        │ retry failed groups under a bounded backoff, merge results
 //!        ▼
 //!  txn layer: locks met ──▶ CheckTxnStatus on the primary ──▶ ResolveLock ──▶ retry
@@ -59,6 +60,7 @@
 #![warn(missing_docs)]
 
 mod backoff;
+mod batch;
 mod channel;
 pub mod codec;
 mod config;

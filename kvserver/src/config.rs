@@ -32,6 +32,11 @@ pub struct Limits {
     pub max_scan_limit: u32,
     /// Number of latch slots serializing commands on the same keys.
     pub latch_slots: usize,
+    /// Commands one `BatchCommands` stream may have in flight; further requests wait (HTTP/2
+    /// flow control holds the client back).
+    pub max_batch_inflight: usize,
+    /// Most answers one `BatchCommandsResponse` carries.
+    pub max_batch_responses: usize,
 }
 
 impl Default for Limits {
@@ -42,6 +47,8 @@ impl Default for Limits {
             // The same cap TiKV's clients use for raw scans.
             max_scan_limit: 10240,
             latch_slots: 2048,
+            max_batch_inflight: 4096,
+            max_batch_responses: 256,
         }
     }
 }
@@ -59,6 +66,11 @@ impl Limits {
                 "max-scan-limit and latch-slots must be positive".into(),
             ));
         }
+        if self.max_batch_inflight == 0 || self.max_batch_responses == 0 {
+            return Err(Error::InvalidArgument(
+                "max-batch-inflight and max-batch-responses must be positive".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -71,6 +83,8 @@ impl Limits {
             raft_entry_max_size: 1 << 20,
             max_scan_limit: 10240,
             latch_slots: 256,
+            max_batch_inflight: 256,
+            max_batch_responses: 16,
         }
     }
 }

@@ -21,6 +21,7 @@
 //! - [`cluster`]: cluster mode — engines, scheduler client, transport and the raft runtime
 //!   assembled into one store (`tinykv-server --scheduler ...`).
 //! - [`errors`]: this crate's errors and the single mapping of errors to the wire.
+//! - [`work`]: where engine work runs (inline for a few point reads, else the blocking pool).
 
 pub mod cluster;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod server;
 pub mod service;
 pub mod storage;
 pub mod txn;
+pub mod work;
 
 #[cfg(test)]
 mod test_util;

@@ -52,6 +52,8 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<()>>,
     shutdown_timeout: Duration,
+    /// Ends the service's long-lived streams (see [`crate::service::ServiceCtx::stop_streams`]).
+    end_streams: Option<Hook>,
     before_stop: Option<Hook>,
     after_stop: Option<Hook>,
 }
@@ -75,6 +77,8 @@ impl RunningServer {
         // Small request/response pairs: don't let Nagle's algorithm hold them back.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop, stopped) = oneshot::channel::<()>();
+        let ctx = service.ctx().clone();
+        let end_streams: Hook = Box::new(move || ctx.stop_streams());
         let router = tonic::transport::Server::builder().add_service(tikv_server(service));
         let task = tokio::spawn(async move {
             router
@@ -91,6 +95,7 @@ impl RunningServer {
             stop: Some(stop),
             task,
             shutdown_timeout,
+            end_streams: Some(end_streams),
             before_stop: None,
             after_stop: None,
         })
@@ -110,6 +115,20 @@ impl RunningServer {
         self
     }
 
+    /// Ends the long-lived streams, runs the `before_stop` hook and tells the server to stop
+    /// accepting work (each once).
+    fn begin_stop(&mut self) {
+        if let Some(hook) = self.end_streams.take() {
+            hook();
+        }
+        if let Some(hook) = self.before_stop.take() {
+            hook();
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     async fn run_after_stop(&mut self) {
         if let Some(hook) = self.after_stop.take() {
             if let Err(e) = tokio::task::spawn_blocking(hook).await {
@@ -127,12 +146,7 @@ impl RunningServer {
     /// connection — and with it the service and its storage — is released. Requests still
     /// running after the shutdown timeout are abandoned and an error is returned.
     pub async fn shutdown(mut self) -> Result<()> {
-        if let Some(hook) = self.before_stop.take() {
-            hook();
-        }
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.begin_stop();
         let drained = tokio::time::timeout(self.shutdown_timeout, &mut self.task).await;
         self.run_after_stop().await;
         match drained {
@@ -157,10 +171,7 @@ impl RunningServer {
         tokio::select! {
             () = signal => self.shutdown().await,
             joined = &mut self.task => {
-                self.stop = None;
-                if let Some(hook) = self.before_stop.take() {
-                    hook();
-                }
+                self.begin_stop();
                 self.run_after_stop().await;
                 joined.map_err(|e| Error::Other(format!("grpc server task failed: {e}")))??;
                 Err(Error::Other("grpc server stopped unexpectedly".into()))
@@ -171,12 +182,7 @@ impl RunningServer {
 
 impl Drop for RunningServer {
     fn drop(&mut self) {
-        if let Some(hook) = self.before_stop.take() {
-            hook();
-        }
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.begin_stop();
         if let Some(hook) = self.after_stop.take() {
             // Dropped without `shutdown`: stop what the server ran on, without blocking an async
             // executor thread on it.

@@ -90,6 +90,12 @@ pub struct RaftstoreConfig {
     /// two election timeouts (a healthy group elects a leader within that).
     #[serde(with = "humantime_serde")]
     pub max_leader_missing_duration: Duration,
+    /// How long a quorum's acknowledgement lets the leader serve reads from its own state,
+    /// without a read-index heartbeat round (see `operation/lease.rs` for the clock
+    /// assumption). Must stay below `(election-tick - 1) × base-tick`; unset means
+    /// `(election-tick - 2) × base-tick`; `"0s"` turns lease reads off.
+    #[serde(with = "humantime_serde::option")]
+    pub max_leader_lease: Option<Duration>,
 }
 
 impl Default for RaftstoreConfig {
@@ -123,6 +129,7 @@ impl Default for RaftstoreConfig {
             split_check_scan_limit: 16 << 20,
             leader_transfer_max_log_lag: 128,
             max_leader_missing_duration: Duration::from_secs(60),
+            max_leader_lease: None,
         }
     }
 }
@@ -214,7 +221,28 @@ impl RaftstoreConfig {
         if self.batch_split_limit == 0 {
             return invalid("batch-split-limit must be at least 1");
         }
+        if let Some(lease) = self.max_leader_lease {
+            let bound = self.leader_lease_bound();
+            if lease >= bound {
+                return invalid(&format!(
+                    "max-leader-lease ({lease:?}) must be below (election-tick - 1) x base-tick ({bound:?})"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// No voter that acknowledged the leader can vote for another candidate sooner than this
+    /// after the acknowledged message was sent (raft-rs's in-lease rule, counted in ticks).
+    fn leader_lease_bound(&self) -> Duration {
+        self.base_tick() * (self.raft.election_tick.saturating_sub(1) as u32)
+    }
+
+    /// The leader lease in effect ([`RaftstoreConfig::max_leader_lease`], or its default).
+    pub fn leader_lease(&self) -> Duration {
+        self.max_leader_lease.unwrap_or_else(|| {
+            self.base_tick() * (self.raft.election_tick.saturating_sub(2) as u32)
+        })
     }
 
     /// The interval of the one timer that drives every tick.
@@ -255,6 +283,27 @@ mod tests {
         assert_eq!(cfg.ticks_of(cfg.pd_heartbeat_tick_interval), 2);
         assert_eq!(cfg.ticks_of(cfg.pd_store_heartbeat_tick_interval), 10);
         assert_eq!(cfg.ticks_of(Duration::from_millis(1)), 1);
+        assert_eq!(cfg.leader_lease(), Duration::from_millis(400));
+        assert_eq!(
+            RaftstoreConfig::default().leader_lease(),
+            Duration::from_secs(8)
+        );
+    }
+
+    #[test]
+    fn the_lease_stays_below_the_election_timeout() {
+        let mut cfg = RaftstoreConfig::new_test_config();
+        cfg.max_leader_lease = Some(Duration::from_millis(450));
+        assert!(cfg.validate().is_err(), "9 ticks of 50 ms is the bound");
+        cfg.max_leader_lease = Some(Duration::from_millis(449));
+        cfg.validate().unwrap();
+        cfg.max_leader_lease = Some(Duration::ZERO);
+        cfg.validate().unwrap();
+        // Unset, it follows the tick settings.
+        cfg.max_leader_lease = None;
+        cfg.raft.base_tick_interval_ms = 20;
+        cfg.validate().unwrap();
+        assert_eq!(cfg.leader_lease(), Duration::from_millis(160));
     }
 
     #[test]

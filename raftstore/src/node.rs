@@ -151,7 +151,7 @@ impl Node {
             }
             store_meta.set_region(&region);
             let region_id = region.id;
-            let (tx, fsm) = build_peer(
+            let (tx, mut fsm) = build_peer(
                 &cfg,
                 &storage_ctx,
                 &registry,
@@ -159,6 +159,9 @@ impl Node {
                 region,
                 meta,
             )?;
+            // Before the restart this peer may have helped grant a leader its lease; it does
+            // not vote until that lease has surely run out (see `operation/lease.rs`).
+            fsm.peer.vote_guard_ticks = cfg.raft.election_tick as u64;
             peers.push((region_id, tx, fsm));
         }
         tracing::info!(store_id, regions = peers.len(), "loaded regions");

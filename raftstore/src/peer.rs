@@ -13,6 +13,7 @@ use raft_core::{CollectedReady, PeerStorage, ProposalCallback, RaftGroup};
 
 use crate::errors::{Error, Result};
 use crate::msg::{Callback, CmdResponse};
+use crate::operation::lease::Lease;
 use crate::operation::read::ReadQueue;
 use crate::status::StatusSlot;
 
@@ -170,6 +171,13 @@ pub struct Peer {
     /// Campaign right after the first round (a split created this peer next to its parent's
     /// leader).
     pub(crate) campaign_on_start: bool,
+    /// The leader lease (see `operation/lease.rs`).
+    pub(crate) lease: Lease,
+    /// Index of the last split this leader proposed (no lease reads until it is applied).
+    pub(crate) split_proposed: u64,
+    /// Raft ticks left during which vote requests are dropped (a peer loaded at store start,
+    /// see [`Peer::should_drop_vote`]).
+    pub(crate) vote_guard_ticks: u64,
 }
 
 impl Peer {
@@ -209,6 +217,9 @@ impl Peer {
             leader_missing_ticks: 0,
             split: SplitState::default(),
             campaign_on_start: false,
+            lease: Lease::new(std::time::Duration::ZERO),
+            split_proposed: 0,
+            vote_guard_ticks: 0,
         };
         peer.refresh_peer_cache();
         peer.publish_status();

@@ -68,6 +68,8 @@ pub struct StoreMetrics {
     pub read_indexes: AtomicU64,
     /// Read commands served.
     pub reads: AtomicU64,
+    /// Of those, served under the leader lease (no read index).
+    pub lease_reads: AtomicU64,
     /// Kv-engine writes made by the apply threads.
     pub apply_writes: AtomicU64,
     /// Raft entries applied.
@@ -93,6 +95,8 @@ pub struct MetricsSnapshot {
     pub read_indexes: u64,
     /// See [`StoreMetrics::reads`].
     pub reads: u64,
+    /// See [`StoreMetrics::lease_reads`].
+    pub lease_reads: u64,
     /// See [`StoreMetrics::apply_writes`].
     pub apply_writes: u64,
     /// See [`StoreMetrics::entries_applied`].
@@ -102,6 +106,24 @@ pub struct MetricsSnapshot {
 }
 
 impl MetricsSnapshot {
+    /// The counts accumulated between `earlier` and `self`.
+    pub fn since(&self, earlier: &MetricsSnapshot) -> MetricsSnapshot {
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        MetricsSnapshot {
+            raft_writes: d(self.raft_writes, earlier.raft_writes),
+            raft_fsyncs: d(self.raft_fsyncs, earlier.raft_fsyncs),
+            proposals: d(self.proposals, earlier.proposals),
+            proposed_commands: d(self.proposed_commands, earlier.proposed_commands),
+            proposals_synced: d(self.proposals_synced, earlier.proposals_synced),
+            read_indexes: d(self.read_indexes, earlier.read_indexes),
+            reads: d(self.reads, earlier.reads),
+            lease_reads: d(self.lease_reads, earlier.lease_reads),
+            apply_writes: d(self.apply_writes, earlier.apply_writes),
+            entries_applied: d(self.entries_applied, earlier.entries_applied),
+            messages_sent: d(self.messages_sent, earlier.messages_sent),
+        }
+    }
+
     /// Proposals carried by an average fsync (0 if there was none).
     pub fn proposals_per_fsync(&self) -> f64 {
         if self.raft_fsyncs == 0 {
@@ -124,6 +146,7 @@ impl StoreMetrics {
             proposals_synced: l(&self.proposals_synced),
             read_indexes: l(&self.read_indexes),
             reads: l(&self.reads),
+            lease_reads: l(&self.lease_reads),
             apply_writes: l(&self.apply_writes),
             entries_applied: l(&self.entries_applied),
             messages_sent: l(&self.messages_sent),

@@ -200,6 +200,7 @@ fn delta(b: &MetricsSnapshot, a: &MetricsSnapshot) -> MetricsSnapshot {
         proposals_synced: a.proposals_synced - b.proposals_synced,
         read_indexes: a.read_indexes - b.read_indexes,
         reads: a.reads - b.reads,
+        lease_reads: a.lease_reads - b.lease_reads,
         apply_writes: a.apply_writes - b.apply_writes,
         entries_applied: a.entries_applied - b.entries_applied,
         messages_sent: a.messages_sent - b.messages_sent,

@@ -2,9 +2,12 @@
 //!
 //! One `impl Tikv` (tonic requires a single impl block) that only routes: each RPC is handled in
 //! the module of its area — [`raw`] for the raw API, [`txn`] for transactions, [`raft`] for the
-//! store-to-store raft and snapshot streams (cluster mode only), [`split`] for `SplitRegion`.
+//! store-to-store raft and snapshot streams (cluster mode only), [`split`] for `SplitRegion`,
+//! [`batch`] for `BatchCommands` (the raw and transactional commands on one stream, through the
+//! same handlers).
 //! RPCs not listed here answer UNIMPLEMENTED (tonic's generated defaults).
 
+mod batch;
 mod raft;
 mod raw;
 mod split;
@@ -31,6 +34,36 @@ pub struct ServiceCtx<S: Storage> {
     /// Where raft messages and snapshots from other stores go; `None` in standalone mode,
     /// where the raft RPCs answer `FAILED_PRECONDITION`.
     pub raft: Option<Arc<raftstore::network::RaftReceiver>>,
+    /// Set when the server begins to shut down: long-lived streams (`BatchCommands`) stop
+    /// taking requests and end once their answers are out, so draining can finish.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl<S: Storage> ServiceCtx<S> {
+    fn new(
+        storage: S,
+        limits: Limits,
+        raft: Option<Arc<raftstore::network::RaftReceiver>>,
+    ) -> ServiceCtx<S> {
+        let latches = Latches::new(limits.latch_slots);
+        ServiceCtx {
+            storage,
+            limits,
+            latches,
+            raft,
+            stopping: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Tells the long-lived streams that the server is shutting down.
+    pub fn stop_streams(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`ServiceCtx::stop_streams`] was called.
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
 }
 
 /// The gRPC service over a [`Storage`].
@@ -49,14 +82,8 @@ impl<S: Storage> Clone for TikvService<S> {
 impl<S: Storage> TikvService<S> {
     /// Creates the service.
     pub fn new(storage: S, limits: Limits) -> TikvService<S> {
-        let latches = Latches::new(limits.latch_slots);
         TikvService {
-            ctx: Arc::new(ServiceCtx {
-                storage,
-                limits,
-                latches,
-                raft: None,
-            }),
+            ctx: Arc::new(ServiceCtx::new(storage, limits, None)),
         }
     }
 
@@ -67,14 +94,8 @@ impl<S: Storage> TikvService<S> {
         limits: Limits,
         raft: Arc<raftstore::network::RaftReceiver>,
     ) -> TikvService<S> {
-        let latches = Latches::new(limits.latch_slots);
         TikvService {
-            ctx: Arc::new(ServiceCtx {
-                storage,
-                limits,
-                latches,
-                raft: Some(raft),
-            }),
+            ctx: Arc::new(ServiceCtx::new(storage, limits, Some(raft))),
         }
     }
 
@@ -243,6 +264,18 @@ impl<S: Storage> Tikv for TikvService<S> {
         req: Request<SplitRegionRequest>,
     ) -> Result<Response<SplitRegionResponse>, Status> {
         route!(self, split::split_region, req)
+    }
+
+    // ---- many commands on one stream ----
+    async fn batch_commands(
+        &self,
+        req: Request<tonic::Streaming<proto::tikvpb::BatchCommandsRequest>>,
+    ) -> Result<Response<tonic::codegen::BoxStream<proto::tikvpb::BatchCommandsResponse>>, Status>
+    {
+        Ok(Response::new(batch::batch_commands(
+            self.ctx.clone(),
+            req.into_inner(),
+        )))
     }
 
     // ---- store-to-store raft (cluster mode) ----

@@ -27,6 +27,7 @@ use tonic::Status;
 
 use crate::errors::{raw_response, Error, RawErrorResponse, Result};
 use crate::storage::RegionSnapshot;
+use crate::work::Work;
 
 /// What a raw RPC handler returns to the router.
 type RpcResult<T> = std::result::Result<T, Status>;
@@ -47,16 +48,15 @@ fn context(ctx: Option<Context>) -> Result<Context> {
     Ok(ctx)
 }
 
-/// Runs a read on a blocking thread: RocksDB reads may wait on disk, and scans can walk up to
-/// `max_scan_limit` entries, which must not stall the async executor.
-async fn read_snapshot<T, F>(snap: RegionSnapshot, f: F) -> Result<T>
+/// Runs a read of `snap` doing `work`: inline for a few point reads, else on a blocking thread
+/// (scans can walk up to `max_scan_limit` entries, which must not stall the async executor; see
+/// [`crate::work`]).
+async fn read_snapshot<T, F>(snap: RegionSnapshot, work: Work, f: F) -> Result<T>
 where
     F: FnOnce(&RegionSnapshot) -> Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(move || f(&snap))
-        .await
-        .map_err(|e| Error::Other(format!("read task failed: {e}")))?
+    crate::work::run(work, move || f(&snap)).await
 }
 
 /// The region a request was routed to (0 when it carries no context), for logs.

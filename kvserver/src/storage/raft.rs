@@ -238,6 +238,50 @@ mod tests {
         use super::*;
         use crate::test_util::single_store_node;
 
+        /// After a write commits, the leader holds a lease: snapshots are taken from its state
+        /// without a read index, and they see every acknowledged write.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn snapshots_under_the_lease_skip_the_read_index_and_see_acknowledged_writes() {
+            let dir = tempfile::tempdir().unwrap();
+            let (node, router, region) = single_store_node(dir.path()).await;
+            let ctx = Context {
+                region_id: region.id,
+                region_epoch: region.region_epoch,
+                peer: Some(region.peers[0]),
+                ..Default::default()
+            };
+            let storage = RaftStorage::new(router);
+            let before = node.status().metrics;
+            for i in 0..20u8 {
+                storage
+                    .write(
+                        &ctx,
+                        vec![Modify::Put {
+                            cf: "default",
+                            key: b"k".to_vec(),
+                            value: vec![i],
+                        }],
+                    )
+                    .await
+                    .unwrap();
+                let snap = storage.snapshot(&ctx).await.unwrap();
+                assert_eq!(snap.get_value_cf("default", b"k").unwrap(), Some(vec![i]));
+            }
+            let after = node.status().metrics;
+            let lease_reads = after.lease_reads - before.lease_reads;
+            let read_indexes = after.read_indexes - before.read_indexes;
+            // Each write renews the lease (400 ms in the test config) for the read after it; a
+            // very slow machine may let a few expire.
+            assert!(
+                lease_reads >= 10,
+                "{lease_reads} lease reads, {read_indexes} read indexes"
+            );
+            assert_eq!(lease_reads + read_indexes, 20);
+            tokio::task::spawn_blocking(move || node.stop())
+                .await
+                .unwrap();
+        }
+
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn writes_and_snapshots_go_through_raft_and_errors_reach_region_error() {
             let dir = tempfile::tempdir().unwrap();

@@ -1,30 +1,16 @@
-//! Runs commands against a `Storage`: latches, snapshot, MVCC work off the async threads, one
-//! atomic write.
+//! Runs commands against a `Storage`: latches, snapshot, MVCC work (inline when it is a few
+//! point reads, else off the async threads: see [`crate::work`]), one atomic write.
 
 use proto::kvrpcpb::Context;
 use proto::metapb::Region;
 use raft_core::engine::CF_LOCK;
 
-use crate::errors::{Error, Result};
+use crate::errors::Result;
 use crate::latches::{LatchGuard, Latches};
 use crate::mvcc::key::split_ts;
 use crate::mvcc::{Key, MvccReader, MvccTxn};
 use crate::storage::{Modify, Storage};
-
-/// Runs closures doing MVCC work on a blocking thread: snapshot reads may hit the disk, and a
-/// long scan must not stall the async executor that serves every other RPC.
-async fn run_blocking<T, F>(f: F) -> Result<T>
-where
-    F: FnOnce() -> Result<T> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(res) => res,
-        // A panic is a broken invariant: keep it a panic instead of a vague error.
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(Error::Other(format!("transaction worker went away: {e}"))),
-    }
-}
+use crate::work::{self, Work};
 
 /// `KeyNotInRegion` unless `key` lies in `region` (compared in encoded key space).
 pub fn check_key_in_region(key: &Key, region: &Region) -> Result<()> {
@@ -79,14 +65,15 @@ impl<'a, S: Storage> Executor<'a, S> {
         Executor { storage, latches }
     }
 
-    /// Runs read-only `f` on a fresh snapshot. No latches: snapshots are consistent on their own.
-    pub async fn read<T, F>(&self, ctx: &Context, f: F) -> Result<T>
+    /// Runs read-only `f` (doing `work`) on a fresh snapshot. No latches: snapshots are
+    /// consistent on their own.
+    pub async fn read<T, F>(&self, ctx: &Context, work: Work, f: F) -> Result<T>
     where
         F: FnOnce(&mut MvccReader) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let snap = self.storage.snapshot(ctx).await?;
-        run_blocking(move || f(&mut MvccReader::new(snap))).await
+        work::run(work, move || f(&mut MvccReader::new(snap))).await
     }
 
     /// Runs write command `f` for transaction `start_ts` on `keys`:
@@ -112,7 +99,9 @@ impl<'a, S: Storage> Executor<'a, S> {
         for key in &keys {
             check_key_in_region(key, snap.region())?;
         }
-        let (out, modifies) = run_blocking(move || {
+        // Write commands read a bounded number of versions per key.
+        let work = Work::Keys(keys.len());
+        let (out, modifies) = work::run(work, move || {
             let mut reader = MvccReader::new(snap);
             let mut txn = MvccTxn::new(start_ts);
             let out = f(&mut reader, &mut txn)?;

@@ -351,6 +351,13 @@ impl<C: ProposalCallback> RaftGroup<C> {
         self.raw.read_index(ctx);
     }
 
+    /// Whether a leader skips telling followers about a commit index that moved without new
+    /// entries (see [`crate::config::RaftConfig::skip_bcast_commit`]); off while followers
+    /// must apply promptly (a split their new peers wait for).
+    pub fn set_skip_bcast_commit(&mut self, skip: bool) {
+        self.raw.skip_bcast_commit(skip);
+    }
+
     /// Tells raft-rs a message to `to` could not be sent, so it probes instead of streaming.
     pub fn report_unreachable(&mut self, to: u64) {
         self.assert_idle("report_unreachable");

@@ -112,6 +112,7 @@ impl PeerFsm {
         if ticks.contains(PeerTicks::RAFT) {
             peer.group_mut().tick();
             peer.ticks += 1;
+            peer.vote_guard_ticks = peer.vote_guard_ticks.saturating_sub(1);
             if peer.pending_remove {
                 // A removed leader keeps replicating until the others learned its removal.
                 return peer.tick_remove_wait(ctx);

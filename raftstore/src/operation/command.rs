@@ -344,7 +344,19 @@ impl Peer {
         if let Err(e) = self.check_size(ctx, size) {
             return cb.fail(e, self.term());
         }
-        self.propose(ctx, req, ProposalCb::new(cb, 0));
+        let is_split = req.admin_request.as_ref().is_some_and(|a| {
+            #[allow(deprecated)]
+            let split = matches!(a.cmd_type(), AdminCmdType::BatchSplit | AdminCmdType::Split);
+            split
+        });
+        let index = self.propose(ctx, req, ProposalCb::new(cb, 0));
+        if let (true, Some(index)) = (is_split, index) {
+            // The keys may move to a new region with a leader elsewhere: no lease reads until
+            // this peer applied the split (see `operation/lease.rs`). The followers' new peers
+            // wait for the split too: tell them about its commit at once.
+            self.split_proposed = index;
+            self.group_mut().set_skip_bcast_commit(false);
+        }
     }
 
     fn check_size<T>(&self, ctx: &PollContext<T>, size: u64) -> Result<()> {
@@ -399,20 +411,24 @@ impl Peer {
     /// Proposes this round's merged write entry, if any.
     pub(crate) fn propose_pending_write<T: Transport>(&mut self, ctx: &mut PollContext<T>) {
         if let Some(p) = self.pending_write.take() {
-            self.propose(ctx, p.request, p.cb);
+            let _ = self.propose(ctx, p.request, p.cb);
         }
     }
 
-    /// Proposes `req` as one Raft entry.
+    /// Proposes `req` as one Raft entry; returns its index, or `None` if it was refused (the
+    /// callback is answered then).
     pub(crate) fn propose<T: Transport>(
         &mut self,
         ctx: &mut PollContext<T>,
         req: RaftCmdRequest,
         cb: ProposalCb,
-    ) {
+    ) -> Option<u64> {
         let data = req.encode_to_vec();
         match self.group_mut().propose(vec![], data, cb) {
             Ok(index) => {
+                let term = self.term();
+                self.lease
+                    .on_proposed(term, index, std::time::Instant::now());
                 ctx.round_proposals += 1;
                 ctx.metrics
                     .proposals
@@ -423,6 +439,7 @@ impl Peer {
                     index,
                     "proposed"
                 );
+                Some(index)
             }
             Err(rejected) => {
                 let err = match rejected.error {
@@ -437,6 +454,7 @@ impl Peer {
                     other => other.into(),
                 };
                 rejected.callback.fail_with(err, self.term());
+                None
             }
         }
     }

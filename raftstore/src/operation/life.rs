@@ -32,6 +32,7 @@ use crate::errors::Result;
 use crate::fsm::apply::{ApplyFsm, ApplyMsg};
 use crate::fsm::peer::PeerFsm;
 use crate::msg::{PeerMsg, SplitInit};
+use crate::operation::lease::Lease;
 use crate::peer::Peer;
 use crate::poller::PollContext;
 use crate::router::Router;
@@ -70,6 +71,7 @@ fn new_peer(
         meta,
         registry.slot(region_id),
     )?;
+    peer.lease = Lease::new(cfg.leader_lease());
     let storage = peer.group().storage();
     let delegate = ApplyDelegate::new(meta.id, storage.region().clone(), *storage.apply_state());
     peer.apply_incarnation = delegate.incarnation;

@@ -7,7 +7,8 @@
 //! - [`conf_change`]: `ChangePeer`/`ChangePeerV2` proposals, removing the leader, leaving joint
 //!   states.
 //! - [`split`]: size checks, asking for split ids, what a replica does after a split.
-//! - [`read`]: batched read-index reads.
+//! - [`read`]: batched read-index reads, and reads served under the leader lease.
+//! - [`lease`]: the leader lease (when a leader may read without a heartbeat round).
 //! - [`ready`]: the round's one `handle_raft_ready`, incoming raft messages, apply results.
 //! - [`snapshot`]: keeping received snapshots from overlapping other regions.
 //! - [`compact_log`]: raft-log GC decisions.
@@ -18,6 +19,7 @@
 pub mod command;
 pub mod compact_log;
 pub mod conf_change;
+pub mod lease;
 pub mod life;
 pub mod pd;
 pub mod read;

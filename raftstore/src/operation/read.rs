@@ -1,10 +1,12 @@
-//! Linearizable reads by read index, batched: every read a leader accepts in one round shares
-//! one `read_index` request.
+//! Linearizable reads: under the leader lease at once, else by read index, batched — every
+//! read a leader accepts in one round shares one `read_index` request.
 //!
 //! ```text
-//!  Get/Snap ──checks──▶ unissued ──end of round, leader has committed in its term──▶ read_index(id)
-//!                                                                                     │
-//!  ReadState{id, index} (after a heartbeat round confirms leadership) ◀───────────────┘
+//!  Get/Snap ──checks──▶ lease valid (operation/lease.rs)? ──▶ local: end of the peer's turn,
+//!     │                                                       one fresh kv snapshot answers all
+//!     └──▶ unissued ──end of round, leader has committed in its term──▶ read_index(id)
+//!                                                                         │
+//!  ReadState{id, index} (a heartbeat round confirmed leadership: renews the lease) ◀──┘
 //!        ▼
 //!  applied ≥ index? ──▶ fresh kv snapshot bounded by the region ──▶ answer every read of the batch
 //! ```
@@ -15,6 +17,7 @@
 //! it has not confirmed with `NotLeader` too.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use proto::raft_cmdpb::{CmdType, GetResponse, RaftCmdRequest, Response, SnapResponse};
 use raft::ReadState;
@@ -35,6 +38,8 @@ struct ReadCmd {
 
 struct ReadBatch {
     id: u64,
+    /// When the read index was asked for (a confirmation renews the lease from then).
+    issued_at: Instant,
     /// Set once raft-rs confirmed the read point.
     read_index: Option<u64>,
     cmds: Vec<ReadCmd>,
@@ -44,6 +49,8 @@ struct ReadBatch {
 #[derive(Default)]
 pub(crate) struct ReadQueue {
     next_id: u64,
+    /// Accepted under the lease; served at the end of the peer's turn.
+    local: Vec<ReadCmd>,
     unissued: Vec<ReadCmd>,
     waiting: VecDeque<ReadBatch>,
 }
@@ -51,7 +58,7 @@ pub(crate) struct ReadQueue {
 impl ReadQueue {
     /// Answers every read with an error made by `make`.
     pub(crate) fn fail_all(&mut self, make: impl Fn() -> Error, term: u64) {
-        for c in self.unissued.drain(..) {
+        for c in self.local.drain(..).chain(self.unissued.drain(..)) {
             c.cb.fail(make(), term);
         }
         for b in self.waiting.drain(..) {
@@ -67,13 +74,21 @@ fn read_id(ctx: &[u8]) -> Option<u64> {
 }
 
 impl Peer {
-    /// Queues a read that passed the header checks; it is issued at the end of the round.
+    /// Queues a read that passed the header checks: served locally at the end of the peer's
+    /// turn if the lease allows, else issued as a read index then.
     pub(crate) fn push_read(&mut self, request: RaftCmdRequest, cb: Callback) {
-        self.reads.unissued.push(ReadCmd { request, cb });
+        let cmd = ReadCmd { request, cb };
+        if self.can_read_locally(Instant::now()) {
+            self.reads.local.push(cmd);
+        } else {
+            self.reads.unissued.push(cmd);
+        }
     }
 
-    /// Issues one read index for every read queued since the last one (end of a round).
+    /// Serves the reads accepted under the lease from one fresh snapshot, then issues one read
+    /// index for every other read queued since the last one (end of the peer's turn).
     pub(crate) fn issue_reads<T: Transport>(&mut self, ctx: &mut PollContext<T>) {
+        self.serve_local_reads(ctx);
         if self.reads.unissued.is_empty() {
             return;
         }
@@ -97,19 +112,51 @@ impl Peer {
         let cmds = std::mem::take(&mut self.reads.unissued);
         self.reads.waiting.push_back(ReadBatch {
             id,
+            issued_at: Instant::now(),
             read_index: None,
             cmds,
         });
     }
 
-    /// Records the read points raft-rs confirmed.
+    /// Answers the reads accepted under the lease. The lease was checked when each arrived, in
+    /// this same turn of the peer (nothing can have revoked it since: no message was sent).
+    fn serve_local_reads<T>(&mut self, ctx: &mut PollContext<T>) {
+        if self.reads.local.is_empty() {
+            return;
+        }
+        let snap = RegionSnapshot::new(ctx.engines.kv.snapshot(), self.region().clone());
+        let term = self.term();
+        let cmds = std::mem::take(&mut self.reads.local);
+        let n = cmds.len() as u64;
+        ctx.metrics
+            .lease_reads
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        ctx.metrics
+            .reads
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        for c in cmds {
+            let resp = match self.exec_read(&snap, &c.request) {
+                Ok(r) => r,
+                Err(e) => CmdResponse::from_error(e, term),
+            };
+            c.cb.done(resp);
+        }
+    }
+
+    /// Records the read points raft-rs confirmed; each confirmation renews the lease from when
+    /// its read index was asked for.
     pub(crate) fn on_read_states(&mut self, states: Vec<ReadState>) {
+        let term = self.term();
+        let leader = self.is_leader();
         for rs in states {
             let Some(id) = read_id(&rs.request_ctx) else {
                 continue;
             };
             if let Some(b) = self.reads.waiting.iter_mut().find(|b| b.id == id) {
                 b.read_index = Some(rs.index);
+                if leader {
+                    self.lease.renew(term, b.issued_at);
+                }
             }
         }
     }
@@ -200,7 +247,12 @@ impl Peer {
         let leader = self.leader();
         let region_id = self.region_id;
         let not_leader = || Error::NotLeader { region_id, leader };
-        for c in self.reads.unissued.drain(..) {
+        for c in self
+            .reads
+            .local
+            .drain(..)
+            .chain(self.reads.unissued.drain(..))
+        {
             c.cb.fail(not_leader(), term);
         }
         let mut kept = VecDeque::new();

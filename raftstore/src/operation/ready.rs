@@ -7,7 +7,9 @@
 //! 1. **collect**: every peer with a Ready writes it into the round's two shared batches (kv:
 //!    snapshot data and states; raft: entries, hard state, log deletions). Messages a leader may
 //!    send before its own log is durable (appends, heartbeats) are sent and flushed right away,
-//!    so followers persist in parallel with our fsync.
+//!    so followers persist in parallel with our fsync; committed entries that are already
+//!    durable here (raft-rs hands out nothing else) go to the apply threads right away too, so
+//!    a write's answer does not wait for the fsync of the entries proposed after it.
 //! 2. **persist**: the kv batch is written first (synced if it holds a snapshot, because the
 //!    raft batch about to be synced discards the log the snapshot replaces), then the raft batch
 //!    **once**, synced if any peer needs it: one fsync for the whole round (group commit).
@@ -25,13 +27,13 @@ use proto::raft_serverpb::RaftMessage;
 use raft::StateRole;
 use raft_core::convert::{IntoProto, TryIntoRaft};
 use raft_core::engine::{KvEngine, WriteBatch};
-use raft_core::RoleChange;
+use raft_core::{ApplyTask, RoleChange};
 
 use crate::apply::ExecResult;
 use crate::fsm::apply::ApplyMsg;
 use crate::fsm::peer::PeerFsm;
 use crate::msg::ApplyRes;
-use crate::peer::Peer;
+use crate::peer::{Peer, ProposalCb};
 use crate::poller::PollContext;
 use crate::transport::Transport;
 
@@ -68,6 +70,12 @@ pub(crate) fn handle_raft_ready<T: Transport>(
                 let early = std::mem::take(&mut collected.messages);
                 sent_early |= !early.is_empty();
                 peer.send_raft_messages(ctx, early);
+                // Entries committed by earlier rounds are durable here already: they go to
+                // apply now, in parallel with this round's fsync, instead of after it.
+                if let Some(task) = peer.group_mut().take_durable_committed(&mut collected) {
+                    peer.on_apply_task(&task);
+                    ctx.apply_tasks.push(task);
+                }
                 peer.collected = Some(collected);
             }
             None => peer.ready_blocked = peer.group().has_ready(),
@@ -76,6 +84,7 @@ pub(crate) fn handle_raft_ready<T: Transport>(
     if sent_early {
         ctx.trans.flush();
     }
+    send_apply_tasks(ctx);
 
     // 2. persist
     if !ctx.kv_wb.is_empty() {
@@ -119,18 +128,14 @@ pub(crate) fn handle_raft_ready<T: Transport>(
         sent |= !persisted.messages.is_empty();
         peer.send_raft_messages(ctx, persisted.messages);
         if let Some(task) = persisted.apply {
-            peer.log_bytes_since_compact += task
-                .entries
-                .iter()
-                .map(|e| e.data.len() as u64)
-                .sum::<u64>();
+            peer.on_apply_task(&task);
             ctx.apply_tasks.push(task);
         }
         if !persisted.read_states.is_empty() {
             peer.on_read_states(persisted.read_states);
         }
         if let Some(rc) = persisted.role_change {
-            peer.on_role_changed(rc);
+            peer.on_role_changed(ctx, rc);
         }
     }
     if sent {
@@ -138,6 +143,26 @@ pub(crate) fn handle_raft_ready<T: Transport>(
     }
 
     // 4. apply
+    send_apply_tasks(ctx);
+
+    // 5. finish
+    for fsm in peers.iter_mut() {
+        let peer = &mut fsm.peer;
+        if peer.is_destroyed() {
+            continue;
+        }
+        peer.renew_lease_from_commits();
+        peer.serve_reads(ctx);
+        if peer.heartbeat_due {
+            peer.heartbeat_pd(ctx);
+        }
+        peer.publish_status();
+    }
+}
+
+/// Hands the round's apply tasks to the apply threads, in the order they were collected (a
+/// region's tasks are contiguous and in log order).
+fn send_apply_tasks<T>(ctx: &mut PollContext<T>) {
     for task in ctx.apply_tasks.drain(..) {
         let region_id = task.region_id;
         if ctx
@@ -153,22 +178,18 @@ pub(crate) fn handle_raft_ready<T: Transport>(
             );
         }
     }
-
-    // 5. finish
-    for fsm in peers.iter_mut() {
-        let peer = &mut fsm.peer;
-        if peer.is_destroyed() {
-            continue;
-        }
-        peer.serve_reads(ctx);
-        if peer.heartbeat_due {
-            peer.heartbeat_pd(ctx);
-        }
-        peer.publish_status();
-    }
 }
 
 impl Peer {
+    /// Bookkeeping for committed entries handed to the applier.
+    fn on_apply_task(&mut self, task: &ApplyTask<ProposalCb>) {
+        self.log_bytes_since_compact += task
+            .entries
+            .iter()
+            .map(|e| e.data.len() as u64)
+            .sum::<u64>();
+    }
+
     /// Addresses raft-rs's messages to the region's peers and hands them to the transport.
     pub(crate) fn send_raft_messages<T: Transport>(
         &mut self,
@@ -185,6 +206,7 @@ impl Peer {
             region.end_key.clone(),
         );
         for m in msgs {
+            self.on_message_sent(m.get_msg_type());
             let Some(to) = self.peer_cache.get(&m.to).cloned() else {
                 tracing::warn!(
                     region_id = self.region_id,
@@ -251,6 +273,15 @@ impl Peer {
                 return;
             }
         };
+        if self.should_drop_vote(&m) {
+            tracing::debug!(
+                region_id,
+                peer_id = self.meta.id,
+                from = m.from,
+                "vote request dropped: restarted peer may have granted a leader lease"
+            );
+            return;
+        }
         use raft::eraftpb::MessageType;
         match m.get_msg_type() {
             MessageType::MsgSnapshot => {
@@ -274,6 +305,12 @@ impl Peer {
         }
         let before = self.group().storage().truncated_index();
         self.group_mut().on_applied(res.result);
+        if self.split_proposed != 0 && self.group().storage().applied_index() >= self.split_proposed
+        {
+            self.split_proposed = 0;
+            let skip = ctx.cfg.raft.skip_bcast_commit;
+            self.group_mut().set_skip_bcast_commit(skip);
+        }
         let after = self.group().storage().truncated_index();
         if after > before {
             self.log_bytes_since_compact = 0;
@@ -312,7 +349,7 @@ impl Peer {
     }
 
     /// The role or the known leader changed.
-    pub(crate) fn on_role_changed(&mut self, rc: RoleChange) {
+    pub(crate) fn on_role_changed<T>(&mut self, ctx: &PollContext<T>, rc: RoleChange) {
         tracing::info!(
             region_id = self.region_id,
             peer_id = self.meta.id,
@@ -321,6 +358,13 @@ impl Peer {
             leader = ?rc.leader_id,
             "role changed"
         );
+        // A split proposed in an earlier leadership is covered by the new leader's own rule
+        // (no lease reads before it applied an entry of its term, see `operation/lease.rs`).
+        if self.split_proposed != 0 {
+            self.split_proposed = 0;
+            let skip = ctx.cfg.raft.skip_bcast_commit;
+            self.group_mut().set_skip_bcast_commit(skip);
+        }
         if rc.role == StateRole::Leader {
             self.heartbeat_due = true;
             self.compact_proposed = 0;

@@ -6,6 +6,7 @@ use super::{context, finish, read_snapshot, region_id, validate, RpcResult};
 use crate::errors::{validate_cf, Result};
 use crate::service::ServiceCtx;
 use crate::storage::{Modify, Storage};
+use crate::work::Work;
 
 /// Sets `key` to `value` only if its current state is the expected one: absent when
 /// `previous_not_exist`, otherwise exactly `previous_value`.
@@ -37,7 +38,8 @@ async fn cas_inner<S: Storage>(ctx: &ServiceCtx<S>, req: RawCasRequest) -> Resul
     // The snapshot is taken under the latch, so it includes every earlier swap of this key.
     let snap = ctx.storage.snapshot(&context).await?;
     let key = req.key;
-    let current = read_snapshot(snap, move |s| Ok(s.get_value_cf(cf, &key)?)).await?;
+    let current =
+        read_snapshot(snap, Work::Keys(1), move |s| Ok(s.get_value_cf(cf, &key)?)).await?;
 
     let succeed = match &current {
         None => req.previous_not_exist,

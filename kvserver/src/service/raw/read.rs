@@ -4,6 +4,7 @@ use super::{context, finish, read_snapshot, region_id, validate, RpcResult};
 use crate::errors::{validate_cf, Result};
 use crate::service::ServiceCtx;
 use crate::storage::Storage;
+use crate::work::Work;
 use proto::kvrpcpb::{
     KvPair, RawBatchGetRequest, RawBatchGetResponse, RawGetRequest, RawGetResponse,
 };
@@ -23,7 +24,7 @@ async fn get_inner<S: Storage>(ctx: &ServiceCtx<S>, req: RawGetRequest) -> Resul
     validate::key(&ctx.limits, &req.key)?;
     let snap = ctx.storage.snapshot(&context(req.context)?).await?;
     let key = req.key;
-    let value = read_snapshot(snap, move |s| Ok(s.get_value_cf(cf, &key)?)).await?;
+    let value = read_snapshot(snap, Work::Keys(1), move |s| Ok(s.get_value_cf(cf, &key)?)).await?;
     Ok(match value {
         Some(value) => RawGetResponse {
             value,
@@ -59,7 +60,7 @@ async fn batch_get_inner<S: Storage>(
     }
     let snap = ctx.storage.snapshot(&context(req.context)?).await?;
     let keys = req.keys;
-    let pairs = read_snapshot(snap, move |s| {
+    let pairs = read_snapshot(snap, Work::Keys(keys.len()), move |s| {
         let mut pairs = Vec::new();
         for key in keys {
             if let Some(value) = s.get_value_cf(cf, &key)? {

@@ -13,6 +13,7 @@ use super::{context, finish, read_snapshot, region_id, RpcResult};
 use crate::errors::{validate_cf, Result};
 use crate::service::ServiceCtx;
 use crate::storage::{RegionSnapshot, Storage};
+use crate::work::Work;
 
 /// How to walk one range.
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +80,7 @@ async fn scan_inner<S: Storage>(
     };
     let range = ScanRange::from_request(&ctx.limits, req.start_key, req.end_key, req.reverse)?;
     let snap = ctx.storage.snapshot(&context(req.context)?).await?;
-    let kvs = read_snapshot(snap, move |s| {
+    let kvs = read_snapshot(snap, Work::Scan, move |s| {
         let mut kvs = Vec::new();
         scan_range(s, &range, opts, &mut kvs)?;
         Ok(kvs)
@@ -124,7 +125,7 @@ async fn batch_scan_inner<S: Storage>(
         return Ok(RawBatchScanResponse::default());
     }
     let snap = ctx.storage.snapshot(&context(req.context)?).await?;
-    let kvs = read_snapshot(snap, move |s| {
+    let kvs = read_snapshot(snap, Work::Scan, move |s| {
         let mut kvs = Vec::new();
         for range in &ranges {
             scan_range(s, range, opts, &mut kvs)?;

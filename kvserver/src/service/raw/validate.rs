@@ -117,6 +117,7 @@ mod tests {
             raft_entry_max_size: 32,
             max_scan_limit: 10,
             latch_slots: 4,
+            ..Limits::default()
         }
     }
 

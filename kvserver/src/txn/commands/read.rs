@@ -8,6 +8,7 @@ use crate::errors::{Error, Result, TxnError};
 use crate::mvcc::{Key, PointGetter, ReadOptions, ScanEntry, ScanOptions, Scanner};
 use crate::storage::Storage;
 use crate::txn::executor::{check_key_in_region, Executor};
+use crate::work::Work;
 
 /// Reads one key at `ts`.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ impl Get {
         exec: &Executor<'_, S>,
         ctx: &Context,
     ) -> Result<Option<Vec<u8>>> {
-        exec.read(ctx, move |reader| {
+        exec.read(ctx, Work::Keys(1), move |reader| {
             check_key_in_region(&Key::from_raw(&self.key), reader.region())?;
             PointGetter::new(reader, self.ts, &self.read).get(&self.key)
         })
@@ -54,7 +55,7 @@ impl BatchGet {
         exec: &Executor<'_, S>,
         ctx: &Context,
     ) -> Result<Vec<ScanEntry>> {
-        exec.read(ctx, move |reader| {
+        exec.read(ctx, Work::Keys(self.keys.len()), move |reader| {
             for key in &self.keys {
                 check_key_in_region(&Key::from_raw(key), reader.region())?;
             }
@@ -134,7 +135,7 @@ impl Scan {
         if self.limit == 0 || (!upper.is_empty() && lower >= upper) {
             return Ok(Vec::new());
         }
-        exec.read(ctx, move |reader| {
+        exec.read(ctx, Work::Scan, move |reader| {
             check_scan_start(&self.start_key, self.reverse, reader.region())?;
             let (lower, upper) = if self.reverse {
                 (self.end_key, self.start_key)
@@ -175,7 +176,7 @@ impl ScanLock {
         exec: &Executor<'_, S>,
         ctx: &Context,
     ) -> Result<Vec<LockInfo>> {
-        exec.read(ctx, move |reader| {
+        exec.read(ctx, Work::Scan, move |reader| {
             let start = Key::from_raw(&self.start_key);
             check_key_in_region(&start, reader.region())?;
             let end = if self.end_key.is_empty() {

@@ -11,6 +11,7 @@ use crate::mvcc::{Key, MvccTxn};
 use crate::storage::Storage;
 use crate::txn::actions::{cleanup, commit};
 use crate::txn::executor::Executor;
+use crate::work::Work;
 
 use super::unique_keys;
 
@@ -74,7 +75,7 @@ impl ResolveLock {
             let scan_status = status.clone();
             let scan_start = start.clone();
             let (locks, more) = exec
-                .read(ctx, move |reader| {
+                .read(ctx, Work::Scan, move |reader| {
                     reader.scan_locks(
                         &scan_start,
                         b"",
