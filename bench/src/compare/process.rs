@@ -228,7 +228,15 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         assert!(ensure_port_free(port).is_err());
         drop(listener);
-        ensure_port_free(port).unwrap();
+        // A released port is free again — unless a test running beside this one took it in
+        // between (ephemeral ports are shared), so a few fresh ports get a chance.
+        let freed = std::iter::once(port)
+            .chain((0..10).map(|_| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            }))
+            .any(|p| ensure_port_free(p).is_ok());
+        assert!(freed, "no released port was reported free");
     }
 
     #[test]
