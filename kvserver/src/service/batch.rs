@@ -305,25 +305,37 @@ mod tests {
         out
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn commands_on_one_stream_are_answered_by_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage =
-            StandaloneStorage::open(dir.path(), &EngineConfig::new_test_config()).unwrap();
+    /// A standalone server with the given shutdown timeout, and one open `BatchCommands`
+    /// stream to it: (server, request sender, response stream).
+    async fn open_stream(
+        dir: &std::path::Path,
+        shutdown_timeout: Duration,
+    ) -> (
+        RunningServer,
+        mpsc::UnboundedSender<BatchCommandsRequest>,
+        Streaming<BatchCommandsResponse>,
+    ) {
+        let storage = StandaloneStorage::open(dir, &EngineConfig::new_test_config()).unwrap();
         let svc = TikvService::new(storage, Limits::new_test_config());
-        let server =
-            RunningServer::start("127.0.0.1:0".parse().unwrap(), svc, Duration::from_secs(5))
-                .await
-                .unwrap();
+        let server = RunningServer::start("127.0.0.1:0".parse().unwrap(), svc, shutdown_timeout)
+            .await
+            .unwrap();
         let mut client = TikvClient::connect(format!("http://{}", server.local_addr()))
             .await
             .unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut stream = client
+        let stream = client
             .batch_commands(UnboundedReceiverStream::new(rx))
             .await
             .unwrap()
             .into_inner();
+        (server, tx, stream)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commands_on_one_stream_are_answered_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, tx, mut stream) = open_stream(dir.path(), Duration::from_secs(5)).await;
 
         // Many writes in one message; every one is answered once, under its own id.
         let puts = (0..40u64)
@@ -423,22 +435,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_ends_open_streams_after_their_answers() {
         let dir = tempfile::tempdir().unwrap();
-        let storage =
-            StandaloneStorage::open(dir.path(), &EngineConfig::new_test_config()).unwrap();
-        let svc = TikvService::new(storage, Limits::new_test_config());
-        let server =
-            RunningServer::start("127.0.0.1:0".parse().unwrap(), svc, Duration::from_secs(30))
-                .await
-                .unwrap();
-        let mut client = TikvClient::connect(format!("http://{}", server.local_addr()))
-            .await
-            .unwrap();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let mut stream = client
-            .batch_commands(UnboundedReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
+        let (server, tx, mut stream) = open_stream(dir.path(), Duration::from_secs(30)).await;
         tx.send(batch(vec![(1, put(b"a", b"1"))])).unwrap();
         assert!(matches!(
             answers(&mut stream, 1).await[&1],

@@ -238,18 +238,23 @@ mod tests {
         use super::*;
         use crate::test_util::single_store_node;
 
+        /// The request context addressed to the one peer of a single-store region.
+        fn leader_context(region: &proto::metapb::Region) -> Context {
+            Context {
+                region_id: region.id,
+                region_epoch: region.region_epoch,
+                peer: Some(region.peers[0]),
+                ..Default::default()
+            }
+        }
+
         /// After a write commits, the leader holds a lease: snapshots are taken from its state
         /// without a read index, and they see every acknowledged write.
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn snapshots_under_the_lease_skip_the_read_index_and_see_acknowledged_writes() {
             let dir = tempfile::tempdir().unwrap();
             let (node, router, region) = single_store_node(dir.path()).await;
-            let ctx = Context {
-                region_id: region.id,
-                region_epoch: region.region_epoch,
-                peer: Some(region.peers[0]),
-                ..Default::default()
-            };
+            let ctx = leader_context(&region);
             let storage = RaftStorage::new(router);
             let before = node.status().metrics;
             for i in 0..20u8 {
@@ -286,12 +291,7 @@ mod tests {
         async fn writes_and_snapshots_go_through_raft_and_errors_reach_region_error() {
             let dir = tempfile::tempdir().unwrap();
             let (node, router, region) = single_store_node(dir.path()).await;
-            let ctx = Context {
-                region_id: region.id,
-                region_epoch: region.region_epoch,
-                peer: Some(region.peers[0]),
-                ..Default::default()
-            };
+            let ctx = leader_context(&region);
             let storage = RaftStorage::new(router);
             storage
                 .write(

@@ -181,6 +181,16 @@ fn send_apply_tasks<T>(ctx: &mut PollContext<T>) {
 }
 
 impl Peer {
+    /// The split this leader proposed is applied, or leadership changed: lease reads and
+    /// `skip_bcast_commit` go back to normal (see `operation/lease.rs`).
+    fn end_split_pending<T>(&mut self, ctx: &PollContext<T>) {
+        if self.split_proposed != 0 {
+            self.split_proposed = 0;
+            let skip = ctx.cfg.raft.skip_bcast_commit;
+            self.group_mut().set_skip_bcast_commit(skip);
+        }
+    }
+
     /// Bookkeeping for committed entries handed to the applier.
     fn on_apply_task(&mut self, task: &ApplyTask<ProposalCb>) {
         self.log_bytes_since_compact += task
@@ -307,9 +317,7 @@ impl Peer {
         self.group_mut().on_applied(res.result);
         if self.split_proposed != 0 && self.group().storage().applied_index() >= self.split_proposed
         {
-            self.split_proposed = 0;
-            let skip = ctx.cfg.raft.skip_bcast_commit;
-            self.group_mut().set_skip_bcast_commit(skip);
+            self.end_split_pending(ctx);
         }
         let after = self.group().storage().truncated_index();
         if after > before {
@@ -360,11 +368,7 @@ impl Peer {
         );
         // A split proposed in an earlier leadership is covered by the new leader's own rule
         // (no lease reads before it applied an entry of its term, see `operation/lease.rs`).
-        if self.split_proposed != 0 {
-            self.split_proposed = 0;
-            let skip = ctx.cfg.raft.skip_bcast_commit;
-            self.group_mut().set_skip_bcast_commit(skip);
-        }
+        self.end_split_pending(ctx);
         if rc.role == StateRole::Leader {
             self.heartbeat_due = true;
             self.compact_proposed = 0;
